@@ -1,1 +1,20 @@
+//! Warden's gateway: conf loading, the Pingora proxy, routing, upstream pools, TLS, the admin
+//! listener. Identity logic lives in `warden_plugins`.
+#![deny(unsafe_code)]
 
+pub mod accesslog;
+pub mod admin;
+pub mod background;
+pub mod check;
+pub mod conf;
+pub mod logging;
+pub mod metrics;
+pub mod proxy;
+pub mod readiness;
+pub mod routing;
+pub mod server;
+pub mod snapshot;
+pub mod state;
+pub mod tls;
+pub mod triggers;
+pub mod upstream;

@@ -1,0 +1,58 @@
+//! Conf files: strict YAML (`yaml.rs`), operator-facing types (`types.rs`), semantic checks
+//! (`validate.rs`). Every error names file, line, column and field.
+
+pub mod types;
+pub mod validate;
+pub mod yaml;
+
+use std::path::Path;
+pub use yaml::{ConfError, Document};
+
+/// A parsed and validated conf, with its marked YAML tree for locating later errors.
+pub struct Loaded {
+    pub conf: types::ConfFile,
+    pub doc: Document,
+    pub file: String,
+}
+
+impl Loaded {
+    /// Locates errors found after parsing (snapshot build) in this file.
+    pub fn locate(&self, errs: Vec<warden_plugins::conf::FieldError>) -> Vec<ConfError> {
+        let mut out: Vec<ConfError> = errs
+            .into_iter()
+            .map(|e| self.doc.error(&e.path, e.message))
+            .collect();
+        out.sort_by_key(|e| (e.line, e.column));
+        out
+    }
+}
+
+/// Reads, parses and validates a conf file; every problem found is returned.
+pub fn load(path: &Path) -> Result<Loaded, Vec<ConfError>> {
+    let file = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfError {
+            file: file.clone(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the conf file: {e}"),
+        }]
+    })?;
+    parse(&src, &file)
+}
+
+pub fn parse(src: &str, file: &str) -> Result<Loaded, Vec<ConfError>> {
+    let (conf, doc) = yaml::from_str::<types::ConfFile>(src, file)?;
+    let loaded = Loaded {
+        conf,
+        doc,
+        file: file.to_string(),
+    };
+    let errs = validate::validate(&loaded.conf);
+    if errs.is_empty() {
+        Ok(loaded)
+    } else {
+        Err(loaded.locate(errs))
+    }
+}

@@ -1,0 +1,82 @@
+//! Per-request state carried through Pingora's phases.
+
+use crate::snapshot::{RouteRt, Snapshot};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Requests being served, for a graceful shutdown that ends as soon as the last one finishes.
+pub static IN_FLIGHT: AtomicI64 = AtomicI64::new(0);
+
+/// Counts a request as in flight for exactly its lifetime, however it ends.
+pub struct InFlight;
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InFlight {
+    pub fn new() -> Self {
+        IN_FLIGHT.fetch_add(1, Ordering::AcqRel);
+        crate::metrics::REQUESTS_IN_FLIGHT.inc();
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        IN_FLIGHT.fetch_sub(1, Ordering::AcqRel);
+        crate::metrics::REQUESTS_IN_FLIGHT.dec();
+    }
+}
+
+/// Why Warden answered a request itself (for logs and the status mapping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    NoHealthyBackend,
+    BodyTooLarge,
+}
+
+pub struct Ctx {
+    pub start: Instant,
+    pub _in_flight: InFlight,
+    pub snapshot: Option<Arc<Snapshot>>,
+    pub route: Option<Arc<RouteRt>>,
+    pub request_id: String,
+    pub client_ip: Option<IpAddr>,
+    pub peer_trusted: bool,
+    pub tls: bool,
+    /// Backends already tried for this request (retries go elsewhere).
+    pub tried: Vec<SocketAddr>,
+    pub upstream: Option<SocketAddr>,
+    pub body_bytes: u64,
+    pub refusal: Option<Refusal>,
+}
+
+impl Ctx {
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            _in_flight: InFlight::new(),
+            snapshot: None,
+            route: None,
+            request_id: String::new(),
+            client_ip: None,
+            peer_trusted: false,
+            tls: false,
+            tried: Vec::new(),
+            upstream: None,
+            body_bytes: 0,
+            refusal: None,
+        }
+    }
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

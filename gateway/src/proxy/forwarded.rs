@@ -1,0 +1,87 @@
+//! `X-Forwarded-*` and `X-Request-Id`: kept only when the direct peer is a trusted proxy,
+//! otherwise overwritten from what Warden itself observed. Network location is never trusted
+//! by default.
+
+use std::net::IpAddr;
+
+/// The client address for policy and hashing: the direct peer, or, behind trusted proxies,
+/// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(peer: IpAddr, xff: Option<&[u8]>, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    if !trusted(peer) {
+        return peer;
+    }
+    let Some(list) = xff.and_then(|v| std::str::from_utf8(v).ok()) else {
+        return peer;
+    };
+    let mut client = peer;
+    for hop in list.rsplit(',') {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !trusted(ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// An inbound request id is kept (from trusted peers) only if it is short and printable.
+pub fn valid_request_id(v: &[u8]) -> bool {
+    !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// A fresh request id: 128 random bits as 32 hex digits. Not a secret, so a fast PRNG serves.
+pub fn new_request_id() -> String {
+    let n = fastrand::u128(..);
+    let mut s = String::with_capacity(32);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..32).rev() {
+        s.push(HEX[((n >> (i * 4)) & 0xf) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peer_is_the_client() {
+        let none = |_| false;
+        assert_eq!(
+            client_ip(ip("1.2.3.4"), Some(b"9.9.9.9"), none),
+            ip("1.2.3.4")
+        );
+    }
+
+    #[test]
+    fn trusted_chain_is_walked_from_the_right() {
+        let trusted = |a: IpAddr| a.to_string().starts_with("10.");
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some(b"6.6.6.6, 7.7.7.7, 10.0.0.2"), trusted),
+            ip("7.7.7.7")
+        );
+        assert_eq!(client_ip(ip("10.0.0.1"), None, trusted), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), Some(b"junk"), trusted),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn request_ids() {
+        let a = new_request_id();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, new_request_id());
+        assert!(valid_request_id(b"abc-123"));
+        assert!(!valid_request_id(b"a b"));
+        assert!(!valid_request_id(&[b'a'; 129]));
+    }
+}

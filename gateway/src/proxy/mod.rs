@@ -1,0 +1,455 @@
+//! The `ProxyHttp` implementation: Pingora's phases, in order, for every request.
+
+pub mod ctx;
+pub mod forwarded;
+pub mod respond;
+
+use crate::routing::normalize_host;
+use crate::state::State;
+use crate::upstream::pool::HashKey;
+use async_trait::async_trait;
+use ctx::{Ctx, Refusal};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::{Error, ErrorSource, ErrorType, Result};
+use std::sync::Arc;
+
+pub struct Gateway {
+    pub state: Arc<State>,
+}
+
+const X_REQUEST_ID: &str = "x-request-id";
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+const X_FORWARDED_HOST: &str = "x-forwarded-host";
+
+fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+    req.headers.get(name).map(|v| v.as_bytes())
+}
+
+/// The request's host: the Host header, or the authority of an HTTP/2 request.
+fn request_host(req: &RequestHeader) -> Option<&str> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+}
+
+impl Gateway {
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &Ctx,
+        status: u16,
+        code: &str,
+        message: &str,
+    ) -> Result<bool> {
+        respond::error(
+            session,
+            status,
+            code,
+            message,
+            &ctx.request_id,
+            &[("x-request-id", &ctx.request_id)],
+        )
+        .await?;
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let snap = self.state.current();
+        ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let peer_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let req = session.req_header();
+        if let Some(peer) = peer_ip {
+            ctx.peer_trusted = snap.is_trusted_proxy(peer);
+            ctx.client_ip = Some(forwarded::client_ip(
+                peer,
+                header(req, X_FORWARDED_FOR),
+                |ip| snap.is_trusted_proxy(ip),
+            ));
+        }
+        ctx.request_id = match header(req, X_REQUEST_ID) {
+            Some(v) if ctx.peer_trusted && forwarded::valid_request_id(v) => {
+                String::from_utf8_lossy(v).into_owned()
+            }
+            _ => forwarded::new_request_id(),
+        };
+
+        let Some(host) = request_host(req).and_then(normalize_host) else {
+            ctx.snapshot = Some(snap);
+            return self
+                .refuse(
+                    session,
+                    ctx,
+                    400,
+                    "bad_host",
+                    "the request has no valid Host",
+                )
+                .await;
+        };
+
+        if snap.redirect_to_https && !ctx.tls {
+            let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let location = match snap.https_port {
+                Some(port) => format!("https://{host}:{port}{pq}"),
+                None => format!("https://{host}{pq}"),
+            };
+            ctx.snapshot = Some(snap);
+            respond::redirect(
+                session,
+                308,
+                &location,
+                &[("x-request-id", &ctx.request_id)],
+            )
+            .await?;
+            return Ok(true);
+        }
+
+        let path = req.uri.path();
+        let Some(route) = snap
+            .router
+            .lookup(&host, path)
+            .map(|i| snap.routes[i].clone())
+        else {
+            ctx.snapshot = Some(snap);
+            return self
+                .refuse(
+                    session,
+                    ctx,
+                    404,
+                    "not_found",
+                    "no route for this host and path",
+                )
+                .await;
+        };
+        ctx.snapshot = Some(snap);
+
+        if let Some(max) = route.max_body_size {
+            let declared = header(session.req_header(), "content-length")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            if declared.is_some_and(|n| n > max) {
+                ctx.route = Some(route);
+                return self
+                    .refuse(
+                        session,
+                        ctx,
+                        413,
+                        "body_too_large",
+                        "the request body is larger than this route allows",
+                    )
+                    .await;
+            }
+        }
+        if session.is_upgrade_req() && !route.websocket {
+            ctx.route = Some(route);
+            return self
+                .refuse(
+                    session,
+                    ctx,
+                    400,
+                    "upgrade_refused",
+                    "this route does not accept protocol upgrades",
+                )
+                .await;
+        }
+        ctx.route = Some(route);
+        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let (Some(b), Some(max)) = (
+            body.as_ref(),
+            ctx.route.as_ref().and_then(|r| r.max_body_size),
+        ) {
+            ctx.body_bytes += b.len() as u64;
+            if ctx.body_bytes > max {
+                ctx.refusal = Some(Refusal::BodyTooLarge);
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(413),
+                    "request body over max_body_size",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(route) = ctx.route.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "no route selected");
+        };
+        let pool = &route.pool;
+        let ip_bytes;
+        let key: &[u8] = match &pool.settings.hash_key {
+            HashKey::None => b"",
+            HashKey::Header(h) => session
+                .req_header()
+                .headers
+                .get(h)
+                .map(|v| v.as_bytes())
+                .unwrap_or(b""),
+            HashKey::Cookie(name) => cookie_value(session.req_header(), name).unwrap_or(b""),
+            HashKey::ClientAddress => {
+                ip_bytes = ctx.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+                ip_bytes.as_bytes()
+            }
+        };
+        match pool.select(key, &ctx.tried) {
+            Some(b) => {
+                if let Some(a) = b.addr.as_inet() {
+                    ctx.tried.push(*a);
+                    ctx.upstream = Some(*a);
+                }
+                Ok(pool.peer(&b, session.is_upgrade_req()))
+            }
+            None => {
+                ctx.refusal = Some(Refusal::NoHealthyBackend);
+                Error::e_explain(ErrorType::HTTPStatus(503), "no healthy backend")
+            }
+        }
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(route) = &ctx.route {
+            if ctx.tried.len() <= route.retries && ctx.tried.len() < route.pool.size() {
+                e.set_retry(true);
+            }
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        up: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        // X-Forwarded-For: appended to a trusted proxy's list, replaced otherwise.
+        let xff = match (ctx.peer_trusted, up.headers.get(X_FORWARDED_FOR), peer) {
+            (true, Some(prev), Some(p)) => {
+                Some(format!("{}, {p}", String::from_utf8_lossy(prev.as_bytes())))
+            }
+            (_, _, Some(p)) => Some(p.to_string()),
+            _ => None,
+        };
+        match xff {
+            Some(v) => up.insert_header(X_FORWARDED_FOR, v)?,
+            None => {
+                up.remove_header(X_FORWARDED_FOR);
+            }
+        }
+        if !(ctx.peer_trusted && up.headers.contains_key(X_FORWARDED_PROTO)) {
+            up.insert_header(X_FORWARDED_PROTO, if ctx.tls { "https" } else { "http" })?;
+        }
+        if !(ctx.peer_trusted && up.headers.contains_key(X_FORWARDED_HOST)) {
+            match request_host(session.req_header()).map(str::to_string) {
+                Some(h) => up.insert_header(X_FORWARDED_HOST, h)?,
+                None => {
+                    up.remove_header(X_FORWARDED_HOST);
+                }
+            }
+        }
+        if !up.headers.contains_key(http::header::HOST) {
+            if let Some(a) = up.uri.authority().map(|a| a.to_string()) {
+                up.insert_header(http::header::HOST, a)?;
+            }
+        }
+        up.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+
+        if let Some(route) = &ctx.route {
+            for h in &route.request_headers.remove {
+                up.remove_header(h);
+            }
+            for (k, v) in &route.request_headers.set {
+                up.insert_header(k.clone(), v.clone())?;
+            }
+            if let Some((from, to)) = &route.rewrite {
+                let path = up.uri.path();
+                if let Some(rest) = path.strip_prefix(from.as_str()) {
+                    let new_path = match (to.as_str(), rest) {
+                        ("", "") => "/".to_string(),
+                        ("", r) => r.to_string(),
+                        (t, r) => format!("{t}{r}"),
+                    };
+                    let new = match up.uri.query() {
+                        Some(q) => format!("{new_path}?{q}"),
+                        None => new_path,
+                    };
+                    let uri = http::Uri::try_from(new).map_err(|e| {
+                        Error::because(ErrorType::InternalError, "rewriting the path", e)
+                    })?;
+                    up.set_uri(uri);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(route) = &ctx.route {
+            for h in &route.response_headers.remove {
+                resp.remove_header(h);
+            }
+            for (k, v) in &route.response_headers.set {
+                resp.insert_header(k.clone(), v.clone())?;
+            }
+        }
+        resp.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (status, code, message): (u16, &str, &str) = match (e.etype(), ctx.refusal) {
+            (_, Some(Refusal::NoHealthyBackend)) => (
+                503,
+                "no_healthy_backend",
+                "no healthy backend is available for this route",
+            ),
+            (_, Some(Refusal::BodyTooLarge)) => (
+                413,
+                "body_too_large",
+                "the request body is larger than this route allows",
+            ),
+            (ErrorType::HTTPStatus(c), _) => (*c, "error", respond::reason_phrase(*c)),
+            (
+                ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout,
+                _,
+            ) if e.esource() == &ErrorSource::Upstream => (
+                504,
+                "upstream_timeout",
+                "the upstream did not answer in time",
+            ),
+            (_, _) => match e.esource() {
+                ErrorSource::Upstream => (502, "upstream_error", "the upstream failed"),
+                ErrorSource::Downstream => match e.etype() {
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => {
+                        (0, "", "")
+                    }
+                    _ => (400, "bad_request", "the request is malformed"),
+                },
+                ErrorSource::Internal | ErrorSource::Unset => {
+                    (500, "internal_error", "internal error")
+                }
+            },
+        };
+        if status > 0 && session.response_written().is_none() {
+            let retry_after: &[(&'static str, &str)] = if status == 503 {
+                &[("retry-after", "5")]
+            } else {
+                &[]
+            };
+            let mut extra = vec![("x-request-id", ctx.request_id.as_str())];
+            extra.extend_from_slice(retry_after);
+            if let Err(we) =
+                respond::error(session, status, code, message, &ctx.request_id, &extra).await
+            {
+                tracing::debug!(error = %we, "could not write the error response");
+            }
+        }
+        if status >= 500 {
+            tracing::warn!(request_id = %ctx.request_id, route = ctx.route.as_ref().map(|r| &*r.name), error = %e, "request failed");
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: status != 0 && status < 500,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        let elapsed = ctx.start.elapsed();
+        if let Some(route) = &ctx.route {
+            route.metrics.count(status);
+            route.metrics.duration.observe(elapsed.as_secs_f64());
+        } else {
+            crate::metrics::REQUESTS_TOTAL
+                .with_label_values(&["none", class(status)])
+                .inc();
+        }
+        if !ctx.snapshot.as_ref().is_some_and(|s| s.access_log) {
+            return;
+        }
+        let req = session.req_header();
+        let mut line = crate::accesslog::Line::new();
+        line.str("time", &jiff::Timestamp::now().to_string())
+            .str("request_id", &ctx.request_id)
+            .opt_str("route", ctx.route.as_ref().map(|r| &*r.name))
+            .str("method", req.method.as_str())
+            .opt_str("host", request_host(req))
+            .str("path", req.uri.path())
+            .num("status", status as u64)
+            .millis("duration_ms", elapsed)
+            .opt_str("upstream", ctx.upstream.map(|u| u.to_string()).as_deref())
+            .num("bytes_sent", session.body_bytes_sent() as u64)
+            .opt_str("client", ctx.client_ip.map(|c| c.to_string()).as_deref())
+            .str(
+                "protocol",
+                if session.is_http2() { "h2" } else { "http/1.1" },
+            );
+        line.send();
+    }
+}
+
+fn class(status: u16) -> &'static str {
+    match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        5 => "5xx",
+        _ => "other",
+    }
+}
+
+/// The value of cookie `name` in the request's Cookie headers, without allocating.
+pub fn cookie_value<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+    for v in req.headers.get_all(http::header::COOKIE) {
+        for pair in v.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii_start();
+            if let Some(rest) = pair.strip_prefix(name.as_bytes()) {
+                if let Some(value) = rest.strip_prefix(b"=") {
+                    return Some(value.trim_ascii_end());
+                }
+            }
+        }
+    }
+    None
+}
