@@ -205,7 +205,7 @@ fn pool_settings(r: &Route, conf: &ConfFile, i: usize) -> Result<PoolSettings, F
             let (ca, fp) = match &t.ca_file {
                 None => (None, 0),
                 Some(f) => {
-                    let (ca, fp) = load_ca(f).map_err(|m| {
+                    let (ca, fp) = load_ca(f.path()).map_err(|m| {
                         FieldError::new(format!("routes[{i}].upstream_tls.ca_file"), m)
                     })?;
                     (Some(ca), fp)

@@ -48,6 +48,56 @@ pub fn join_path(prefix: &str, rest: &str) -> String {
     }
 }
 
+thread_local! {
+    static BASE_DIR: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` (a conf parse) with relative [`ConfPath`]s resolved against `dir`, the directory
+/// of the conf file: `cert: tls/app.crt` next to the conf works wherever Warden is started.
+pub fn with_base_dir<T>(dir: &std::path::Path, f: impl FnOnce() -> T) -> T {
+    let prev = BASE_DIR.with(|b| b.replace(Some(dir.to_path_buf())));
+    let out = f();
+    BASE_DIR.with(|b| *b.borrow_mut() = prev);
+    out
+}
+
+/// A file path in conf; relative paths are relative to the conf file's directory.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConfPath(pub std::path::PathBuf);
+
+impl ConfPath {
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    pub fn display(&self) -> std::path::Display<'_> {
+        self.0.display()
+    }
+}
+
+impl AsRef<std::path::Path> for ConfPath {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Err(de::Error::custom("a file path cannot be empty"));
+        }
+        let p = std::path::PathBuf::from(s);
+        if p.is_absolute() {
+            return Ok(ConfPath(p));
+        }
+        Ok(ConfPath(BASE_DIR.with(|b| match &*b.borrow() {
+            Some(base) => base.join(&p),
+            None => p,
+        })))
+    }
+}
+
 /// A duration written as `250ms`, `5s`, `10m`, `12h`, `7d` or a sum like `1h30m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Duration(pub std::time::Duration);
@@ -234,6 +284,21 @@ mod tests {
         assert!(s("1XB").is_err());
         assert!(s("MiB").is_err());
         assert!(s("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn conf_paths_are_relative_to_the_conf_dir() {
+        let parse = |s: &str| serde_json::from_value::<ConfPath>(serde_json::json!(s)).map(|p| p.0);
+        let base = std::path::Path::new("/etc/warden");
+        assert_eq!(
+            with_base_dir(base, || parse("tls/a.crt")).ok(),
+            Some(base.join("tls/a.crt"))
+        );
+        assert_eq!(
+            with_base_dir(base, || parse("/abs/a.crt")).ok(),
+            Some("/abs/a.crt".into())
+        );
+        assert!(parse("").is_err());
     }
 
     #[test]

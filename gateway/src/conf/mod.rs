@@ -42,8 +42,21 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<ConfError>> {
     parse(&src, &file)
 }
 
+/// Parses conf text; relative file paths in it are resolved against `file`'s directory.
 pub fn parse(src: &str, file: &str) -> Result<Loaded, Vec<ConfError>> {
-    let (conf, doc) = yaml::from_str::<types::ConfFile>(src, file)?;
+    let base = Path::new(file).parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            p
+        }
+    });
+    let base = base
+        .and_then(|b| b.canonicalize().ok())
+        .unwrap_or_else(|| Path::new(".").to_path_buf());
+    let (conf, doc) = warden_plugins::conf::with_base_dir(&base, || {
+        yaml::from_str::<types::ConfFile>(src, file)
+    })?;
     let loaded = Loaded {
         conf,
         doc,

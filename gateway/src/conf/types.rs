@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use warden_plugins::conf::ConfPath;
 use warden_plugins::conf::{ByteSize, Duration};
 
 /// A value that may be written as one item or a list of items.
@@ -101,7 +101,7 @@ pub struct Admin {
     /// Bearer token protecting `/admin/*`. Without it, `/admin/*` is disabled (probes and
     /// `/metrics` stay available).
     #[serde(default)]
-    pub token_file: Option<PathBuf>,
+    pub token_file: Option<ConfPath>,
 }
 
 fn default_admin_listen() -> String {
@@ -171,8 +171,8 @@ pub struct Tls {
 pub struct Certificate {
     /// SNI names served with this certificate: exact or `*.suffix`.
     pub hosts: Vec<String>,
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    pub cert: ConfPath,
+    pub key: ConfPath,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -395,5 +395,5 @@ pub struct UpstreamTls {
     pub sni: Option<String>,
     /// Extra CA bundle (PEM) trusted for this upstream.
     #[serde(default)]
-    pub ca_file: Option<PathBuf>,
+    pub ca_file: Option<ConfPath>,
 }
