@@ -68,6 +68,9 @@ pub struct Identity {
     pub kubernetes: Option<KubernetesIdentity>,
     /// When the credential stops being valid (Unix seconds): token `exp` or session expiry.
     pub expires_at: i64,
+    /// Interned ids of `groups` for policy evaluation, computed lazily by the policy module;
+    /// leave it at its default.
+    pub policy_group_ids: crate::policy::GroupIdCache,
 }
 
 impl Identity {
@@ -86,6 +89,7 @@ impl Identity {
             claims: serde_json::Value::Null,
             kubernetes: None,
             expires_at: i64::MAX,
+            policy_group_ids: Default::default(),
         }
     }
 
