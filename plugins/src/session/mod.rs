@@ -9,6 +9,10 @@
 //!   section and the `Set-Cookie` strings; [`cookie_header`] reads and strips `Cookie` headers.
 //! - [`blocks`] refuses chosen subjects or emails on every request, sessions and tokens alike.
 
+pub mod blocks;
+pub mod cookie;
+pub mod cookie_conf;
+pub mod cookie_header;
 mod id;
 mod ids;
 mod memory;
@@ -16,6 +20,9 @@ mod record;
 mod secret;
 mod store;
 
+pub use blocks::{Block, BlockList};
+pub use cookie::{CookieError, CookieKey, CookieKeyError, CookieSecret};
+pub use cookie_conf::CookieConf;
 pub use id::{IdHashBuilder, RandomError, SessionHandle, SessionId, SESSION_ID_LEN};
 pub use memory::{MemoryStore, MemoryStoreConf};
 pub use record::{NewSession, Profile, Session, SessionLifetime, SessionState, Tokens};
