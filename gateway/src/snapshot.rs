@@ -205,7 +205,7 @@ fn pool_settings(r: &Route, conf: &ConfFile, i: usize) -> Result<PoolSettings, F
             let (ca, fp) = match &t.ca_file {
                 None => (None, 0),
                 Some(f) => {
-                    let (ca, fp) = load_ca(f.path()).map_err(|m| {
+                    let (ca, fp) = load_ca(f).map_err(|m| {
                         FieldError::new(format!("routes[{i}].upstream_tls.ca_file"), m)
                     })?;
                     (Some(ca), fp)
@@ -266,9 +266,11 @@ fn pool_settings(r: &Route, conf: &ConfFile, i: usize) -> Result<PoolSettings, F
     })
 }
 
-fn load_ca(path: &std::path::Path) -> Result<(Arc<pingora::protocols::tls::CaType>, u64), String> {
+fn load_ca(
+    path: &warden_plugins::conf::ConfPath,
+) -> Result<(Arc<pingora::protocols::tls::CaType>, u64), String> {
     use pingora::utils::tls::{parse_x509, WrappedX509};
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let pem = std::fs::read(path.path()).map_err(|e| format!("cannot read `{path}`: {e}"))?;
     let mut reader = std::io::BufReader::new(&pem[..]);
     let mut certs = Vec::new();
     for item in rustls_pemfile::certs(&mut reader) {

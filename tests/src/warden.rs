@@ -23,7 +23,9 @@ pub fn binary() -> PathBuf {
     BUILD.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "warden", "--bin", "warden"])
+            // --workspace: the same feature resolution as `cargo test --workspace`, so nothing
+            // is rebuilt with other features.
+            .args(["build", "--release", "--workspace", "--bin", "warden"])
             .current_dir(&root)
             .status()
             .expect("run cargo build");

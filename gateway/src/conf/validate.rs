@@ -41,8 +41,8 @@ pub fn validate(c: &ConfFile) -> Vec<FieldError> {
     }
     if c.listen.https.is_some() && c.tls.certificates.is_empty() {
         err(
-            "tls.certificates".into(),
-            "the https listener needs at least one certificate".into(),
+            "listen.https".into(),
+            "the https listener needs at least one certificate in `tls.certificates`".into(),
         );
     }
     if c.listen.redirect_to_https && c.listen.https.is_none() {
