@@ -70,7 +70,9 @@ struct Header {
 /// A token split and decoded whose signature has not been checked yet.
 pub(crate) struct Parsed<'t> {
     signing_input: &'t str,
-    alg: Algorithm,
+    /// `None` for an `alg` Warden never verifies (`none`, HMAC, unknown): refused when the
+    /// signature is checked, after the issuer is known, so refusals are counted per issuer.
+    alg: Option<Algorithm>,
     kid: Option<String>,
     typ: Option<String>,
     pub(crate) claims: Value,
@@ -113,7 +115,7 @@ fn b64(part: &str) -> Result<Vec<u8>, BearerError> {
 }
 
 /// Splits and decodes a compact JWS. Refuses oversize input, anything but three base64url
-/// parts, `crit` headers, and algorithms Warden never verifies.
+/// parts, deep or non-object JSON, and `crit` headers.
 pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, BearerError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(BearerError::TokenTooLarge);
@@ -137,8 +139,7 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, BearerError> {
         // Critical extensions must be understood to be honoured; Warden understands none.
         return Err(BearerError::Malformed);
     }
-    let alg = header.alg.ok_or(BearerError::Malformed)?;
-    let alg = Algorithm::from_name(&alg).ok_or(BearerError::UnsupportedAlgorithm)?;
+    let alg = Algorithm::from_name(&header.alg.ok_or(BearerError::Malformed)?);
     let claims: Value = serde_json::from_slice(&b64(p)?).map_err(|_| BearerError::Malformed)?;
     if !claims.is_object() {
         return Err(BearerError::Malformed);
@@ -169,11 +170,12 @@ impl Parsed<'_> {
         keys: &'k KeySet,
         allowed: AlgorithmSet,
     ) -> Result<&'k VerifyingKey, BearerError> {
-        if !allowed.contains(self.alg) {
-            return Err(BearerError::UnsupportedAlgorithm);
-        }
-        let key = keys.find(self.kid.as_deref(), self.alg)?;
-        key.verify(self.alg, self.signing_input.as_bytes(), &self.signature)?;
+        let alg = self
+            .alg
+            .filter(|a| allowed.contains(*a))
+            .ok_or(BearerError::UnsupportedAlgorithm)?;
+        let key = keys.find(self.kid.as_deref(), alg)?;
+        key.verify(alg, self.signing_input.as_bytes(), &self.signature)?;
         Ok(key)
     }
 
@@ -469,16 +471,25 @@ mod tests {
     }
 
     #[test]
-    fn parse_refuses_none_and_hmac_before_looking_for_keys() {
+    fn none_and_hmac_are_refused_before_looking_for_keys() {
         let p = enc(&good());
+        let all = Algorithm::ALL.into_iter().collect();
         for alg in ["none", "None", "HS256", "HS512", "RSA-OAEP"] {
             let t = format!("{}.{p}.", enc(&json!({"alg": alg})));
+            let parsed = parse(&t).unwrap();
+            assert_eq!(parsed.alg, None);
             assert_eq!(
-                parse(&t).err(),
+                parsed.verify_signature(&KeySet::default(), all).err(),
                 Some(BearerError::UnsupportedAlgorithm),
                 "{alg}"
             );
         }
+        // Supported in general but not allowed by these rules.
+        let t = format!("{}.{p}.", enc(&json!({"alg": "PS256"})));
+        assert_eq!(
+            verify_with_keys(&t, &KeySet::default(), &rules(), NOW).err(),
+            Some(BearerError::UnsupportedAlgorithm)
+        );
     }
 
     #[test]
@@ -519,7 +530,7 @@ mod tests {
         let t = format!("{h}.{p}.c2ln");
         let parsed = parse(&t).unwrap();
         assert_eq!(parsed.signing_input, format!("{h}.{p}"));
-        assert_eq!(parsed.alg, Algorithm::ES256);
+        assert_eq!(parsed.alg, Some(Algorithm::ES256));
         assert_eq!(parsed.kid(), Some("k1"));
         assert_eq!(parsed.iss(), Some("https://issuer.test"));
         assert_eq!(parsed.signature, b"sig");
