@@ -2,7 +2,9 @@
 //! not a signature check.
 //!
 //! Keys are a keyed hash of the token (SipHash with per-process random keys, so collisions
-//! cannot be aimed); each entry keeps the whole token and a hit compares it exactly. Entries
+//! cannot be aimed) taken over its length and its last bytes, which are signature bytes and so
+//! already differ between tokens: hashing the whole token would cost more than the rest of a
+//! hit. Each entry keeps the whole token and a hit compares it exactly. Entries
 //! die at the token's expiry (checked on lookup and swept periodically) and when the key that
 //! verified them leaves the issuer's key set. The cache is sharded and bounded; a full shard
 //! evicts the least recently used of a small sample (approximate LRU).
@@ -22,6 +24,8 @@ const EVICTION_SAMPLE: usize = 8;
 const MAX_SHARDS: usize = 64;
 /// Shards are only split off for caches this large, so small caches stay exact.
 const MIN_SHARD_CAPACITY: usize = 256;
+/// How much of a token's end (its signature) is hashed.
+const HASHED_TAIL: usize = 64;
 
 /// The map keys are already uniform random hashes: pass them through.
 #[derive(Default)]
@@ -98,7 +102,8 @@ impl TokenCache {
     }
 
     fn locate(&self, token: &str) -> (u64, &RwLock<Shard>) {
-        let h = self.hasher.hash_one(token);
+        let tail = &token.as_bytes()[token.len().saturating_sub(HASHED_TAIL)..];
+        let h = self.hasher.hash_one((token.len(), tail));
         // The map uses the low bits (buckets) and the top 7 (tags); pick shards in between.
         let shard = (h >> 32) as usize & (self.shards.len() - 1);
         (h, &self.shards[shard])
@@ -319,6 +324,18 @@ mod tests {
         let per_shard_max = c.shard_capacity;
         assert!(c.len() <= c.shards.len() * per_shard_max);
         assert!(c.len() >= 900, "{}", c.len());
+    }
+
+    #[test]
+    fn tokens_sharing_their_tail_are_told_apart() {
+        let c = TokenCache::new(10);
+        let tail = "s".repeat(HASHED_TAIL);
+        let (a, b) = (format!("a.{tail}"), format!("b.{tail}"));
+        c.insert(entry(&a, 100), 1);
+        assert!(c.get(&b, 2).is_none());
+        c.insert(entry(&b, 100), 1);
+        assert_eq!(&*c.get(&b, 2).unwrap().identity.subject, b);
+        assert!(c.get(&a, 2).is_none(), "the colliding entry was replaced");
     }
 
     #[test]
