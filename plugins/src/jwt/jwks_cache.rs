@@ -109,6 +109,7 @@ pub(crate) struct JwksCache {
 }
 
 /// A problem with a conf field found while setting up a cache.
+#[derive(Debug)]
 pub(crate) struct SetupError {
     pub field: &'static str,
     pub message: String,
@@ -212,8 +213,8 @@ impl JwksCache {
     }
 
     /// Starts the background refresh task; it ends when the cache is dropped.
-    pub(crate) fn spawn(self: &Arc<Self>) {
-        tokio::spawn(run(Arc::downgrade(self), self.wake.clone()));
+    pub(crate) fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(run(Arc::downgrade(self), self.wake.clone()))
     }
 
     /// The keys now (a lock-free load).
@@ -423,5 +424,73 @@ async fn run(cache: Weak<JwksCache>, wake: Arc<Notify>) {
             }
             _ = wake.notified() => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwks(x_byte: u8) -> String {
+        use base64::Engine as _;
+        let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([x_byte; 32]);
+        format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"k{x_byte}","x":"{x}"}}]}}"#)
+    }
+
+    fn file_source(path: &std::path::Path) -> KeySource {
+        KeySource {
+            issuer_name: "file-test".into(),
+            expected_issuer: "file-test".into(),
+            kind: KeySourceKind::File(path.to_path_buf()),
+            ca_file: None,
+            ca_only: false,
+            token_file: None,
+            refresh_interval: Duration::from_secs(600),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_file_is_reread_on_refresh_and_listeners_hear_of_changes() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), jwks(1)).unwrap();
+        let cache = JwksCache::new(
+            file_source(file.path()),
+            crate::clock::system(),
+            Timeouts::default(),
+        )
+        .unwrap();
+        assert!(cache.current().loaded);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let h = heard.clone();
+        cache.subscribe(Box::new(move |keys| {
+            h.lock().push(keys.keys()[0].kid().map(str::to_string));
+            true
+        }));
+        assert_eq!(cache.refresh().await.unwrap(), RefreshOutcome::Unchanged);
+        std::fs::write(file.path(), jwks(2)).unwrap();
+        assert_eq!(cache.refresh().await.unwrap(), RefreshOutcome::Changed);
+        assert_eq!(*heard.lock(), vec![Some("k2".to_string())]);
+        std::fs::write(file.path(), "not json").unwrap();
+        assert!(cache.refresh().await.is_err());
+        assert_eq!(cache.current().keys.keys()[0].kid(), Some("k2"));
+    }
+
+    #[tokio::test]
+    async fn the_background_task_ends_when_the_cache_is_dropped() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), jwks(1)).unwrap();
+        let cache = JwksCache::new(
+            file_source(file.path()),
+            crate::clock::system(),
+            Timeouts::default(),
+        )
+        .unwrap();
+        let task = cache.spawn();
+        tokio::task::yield_now().await;
+        drop(cache);
+        tokio::time::timeout(Duration::from_secs(60), task)
+            .await
+            .expect("the task noticed the drop")
+            .unwrap();
     }
 }

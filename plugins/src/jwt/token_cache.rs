@@ -126,7 +126,7 @@ impl TokenCache {
         {
             let map = shard.read();
             let e = map.get(&h)?;
-            if &*e.token != token {
+            if !same_token(&e.token, token) {
                 return None;
             }
             if now < e.valid_until {
@@ -144,7 +144,7 @@ impl TokenCache {
         let mut map = shard.write();
         if map
             .get(&h)
-            .is_some_and(|e| &*e.token == token && now >= e.valid_until)
+            .is_some_and(|e| same_token(&e.token, token) && now >= e.valid_until)
         {
             map.remove(&h);
             drop(map);
@@ -156,7 +156,7 @@ impl TokenCache {
     pub(crate) fn remove(&self, token: &str) {
         let (h, shard) = self.locate(token);
         let mut map = shard.write();
-        if map.get(&h).is_some_and(|e| &*e.token == token) {
+        if map.get(&h).is_some_and(|e| same_token(&e.token, token)) {
             map.remove(&h);
             drop(map);
             self.removed(1);
@@ -217,6 +217,13 @@ impl TokenCache {
     pub(crate) fn sweep(&self, now: i64) -> usize {
         self.remove_where(|e| now >= e.valid_until)
     }
+}
+
+/// Compares without stopping at the first difference: only a token whose hashed tail matches
+/// a cached one gets here, and the time taken must not tell how much of the rest matched.
+fn same_token(cached: &str, presented: &str) -> bool {
+    let (a, b) = (cached.as_bytes(), presented.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Makes room in a full shard: expired entries of a sample go first, else its least recently
