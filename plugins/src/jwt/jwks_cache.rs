@@ -437,28 +437,26 @@ mod tests {
         format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"k{x_byte}","x":"{x}"}}]}}"#)
     }
 
-    fn file_source(path: &std::path::Path) -> KeySource {
-        KeySource {
+    /// A cache of a key file holding key `k1`.
+    fn file_cache() -> (tempfile::NamedTempFile, Arc<JwksCache>) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), jwks(1)).unwrap();
+        let source = KeySource {
             issuer_name: "file-test".into(),
             expected_issuer: "file-test".into(),
-            kind: KeySourceKind::File(path.to_path_buf()),
+            kind: KeySourceKind::File(file.path().to_path_buf()),
             ca_file: None,
             ca_only: false,
             token_file: None,
             refresh_interval: Duration::from_secs(600),
-        }
+        };
+        let cache = JwksCache::new(source, crate::clock::system(), Timeouts::default()).unwrap();
+        (file, cache)
     }
 
     #[tokio::test]
     async fn a_key_file_is_reread_on_refresh_and_listeners_hear_of_changes() {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), jwks(1)).unwrap();
-        let cache = JwksCache::new(
-            file_source(file.path()),
-            crate::clock::system(),
-            Timeouts::default(),
-        )
-        .unwrap();
+        let (file, cache) = file_cache();
         assert!(cache.current().loaded);
         let heard = Arc::new(Mutex::new(Vec::new()));
         let h = heard.clone();
@@ -477,14 +475,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_background_task_ends_when_the_cache_is_dropped() {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), jwks(1)).unwrap();
-        let cache = JwksCache::new(
-            file_source(file.path()),
-            crate::clock::system(),
-            Timeouts::default(),
-        )
-        .unwrap();
+        let (_file, cache) = file_cache();
         let task = cache.spawn();
         tokio::task::yield_now().await;
         drop(cache);
