@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 pub struct State {
     pub snapshot: ArcSwap<Snapshot>,
+    /// Sessions, blocks and the clock: they outlive conf versions.
+    pub shared: crate::identity::Shared,
     pub conf_path: PathBuf,
     reload_lock: tokio::sync::Mutex<()>,
     /// Hash of the conf text last applied: file watchers fire on touches and on writes that
@@ -45,12 +47,14 @@ impl State {
         let loaded = conf::parse(&text, &conf_path.display().to_string())?;
         let listen = loaded.conf.listen.clone();
         let admin_listen = loaded.conf.admin.listen.clone();
-        let snap = Snapshot::build(loaded.conf.clone(), 1, None, BuildMode::Serve)
+        let clock = warden_plugins::clock::system();
+        let snap = Snapshot::build(loaded.conf.clone(), 1, None, &clock, BuildMode::Serve)
             .await
             .map_err(|e| loaded.locate(e))?;
         let snap = Arc::new(snap);
         apply_side_effects(&snap);
         Ok(Arc::new(State {
+            shared: crate::identity::Shared::new(&loaded.conf, clock, true),
             snapshot: ArcSwap::new(snap),
             conf_path,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -124,6 +128,7 @@ impl State {
             loaded.conf.clone(),
             generation,
             Some(&old),
+            &self.shared.clock,
             BuildMode::Serve,
         )
         .await

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 static BUILD: Once = Once::new();
 
-/// The release `warden` binary, built once per test process if needed (`WARDEN_BIN` overrides).
+/// The release `warden` binary. `cargo test --workspace` builds it (the `warden` package's
+/// own integration tests need it); when it is missing it is built here, once. `WARDEN_BIN`
+/// overrides the path.
 pub fn binary() -> PathBuf {
     if let Ok(p) = std::env::var("WARDEN_BIN") {
         return PathBuf::from(p);
@@ -20,18 +22,20 @@ pub fn binary() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
+    let bin = target.join("release").join("warden");
     BUILD.call_once(|| {
+        if bin.exists() {
+            return;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            // --workspace: the same feature resolution as `cargo test --workspace`, so nothing
-            // is rebuilt with other features.
             .args(["build", "--release", "--workspace", "--bin", "warden"])
             .current_dir(&root)
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building warden failed");
     });
-    target.join("release").join("warden")
+    bin
 }
 
 /// A running Warden with its own temp dir, conf file and ports.

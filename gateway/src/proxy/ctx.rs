@@ -54,6 +54,11 @@ pub struct Ctx {
     pub upstream: Option<SocketAddr>,
     pub body_bytes: u64,
     pub refusal: Option<Refusal>,
+    /// The verified caller (absent on public routes).
+    pub identity: Option<Arc<warden_plugins::Identity>>,
+    pub session: Option<Arc<warden_plugins::session::Session>>,
+    /// The normalised path when it differs from the request's (it is what goes upstream).
+    pub normalized_path: Option<String>,
 }
 
 impl Ctx {
@@ -71,6 +76,9 @@ impl Ctx {
             upstream: None,
             body_bytes: 0,
             refusal: None,
+            identity: None,
+            session: None,
+            normalized_path: None,
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The `ProxyHttp` implementation: Pingora's phases, in order, for every request.
 
+pub mod annotate;
+pub mod auth;
 pub mod ctx;
 pub mod forwarded;
+pub mod pages;
 pub mod respond;
 
 use crate::routing::normalize_host;
@@ -119,7 +122,19 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
 
-        let path = req.uri.path();
+        // Paths are normalised once: routing, policy and the upstream all see the same path,
+        // so `/x/../admin`, `/%61dmin` and `//admin` cannot slip past a rule on `/admin`.
+        let path = match warden_plugins::path::normalize(req.uri.path()) {
+            Ok(std::borrow::Cow::Borrowed(_)) => None,
+            Ok(std::borrow::Cow::Owned(p)) => Some(p),
+            Err(e) => {
+                ctx.snapshot = Some(snap);
+                let msg = format!("the request path is invalid: {e}");
+                return self.refuse(session, ctx, 400, "bad_path", &msg).await;
+            }
+        };
+        ctx.normalized_path = path;
+        let path = ctx.normalized_path.as_deref().unwrap_or(req.uri.path());
         let Some(route) = snap
             .router
             .lookup(&host, path)
@@ -153,6 +168,17 @@ impl ProxyHttp for Gateway {
                         "the request body is larger than this route allows",
                     )
                     .await;
+            }
+        }
+        if !route.public {
+            let path = ctx
+                .normalized_path
+                .clone()
+                .unwrap_or_else(|| session.req_header().uri.path().to_string());
+            ctx.route = Some(route.clone());
+            let snap = ctx.snapshot.clone().unwrap_or_else(|| self.state.current());
+            if self.guard(session, ctx, &route, &snap, &path).await? {
+                return Ok(true);
             }
         }
         if session.is_upgrade_req() && !route.websocket {
@@ -286,31 +312,43 @@ impl ProxyHttp for Gateway {
         }
         up.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
 
+        // Identity headers from the client are never trusted, on any route.
+        annotate::strip_inbound_identity(up);
         if let Some(route) = &ctx.route {
+            if !route.public {
+                annotate::apply(up, ctx, route)?;
+            }
             for h in &route.request_headers.remove {
                 up.remove_header(h);
             }
             for (k, v) in &route.request_headers.set {
                 up.insert_header(k.clone(), v.clone())?;
             }
-            if let Some((from, to)) = &route.rewrite {
-                let path = up.uri.path();
-                if let Some(rest) = path.strip_prefix(from.as_str()) {
-                    let new_path = match (to.as_str(), rest) {
+        }
+        // The path upstream is the normalised one, after the route's prefix rewrite.
+        let current = up.uri.path();
+        let path = ctx.normalized_path.as_deref().unwrap_or(current);
+        let rewritten = ctx
+            .route
+            .as_ref()
+            .and_then(|r| r.rewrite.as_ref())
+            .and_then(|(from, to)| {
+                path.strip_prefix(from.as_str())
+                    .map(|rest| match (to.as_str(), rest) {
                         ("", "") => "/".to_string(),
                         ("", r) => r.to_string(),
                         (t, r) => format!("{t}{r}"),
-                    };
-                    let new = match up.uri.query() {
-                        Some(q) => format!("{new_path}?{q}"),
-                        None => new_path,
-                    };
-                    let uri = http::Uri::try_from(new).map_err(|e| {
-                        Error::because(ErrorType::InternalError, "rewriting the path", e)
-                    })?;
-                    up.set_uri(uri);
-                }
-            }
+                    })
+            });
+        let new_path = rewritten.as_deref().unwrap_or(path);
+        if new_path != current {
+            let new = match up.uri.query() {
+                Some(q) => format!("{new_path}?{q}"),
+                None => new_path.to_string(),
+            };
+            let uri = http::Uri::try_from(new)
+                .map_err(|e| Error::because(ErrorType::InternalError, "rewriting the path", e))?;
+            up.set_uri(uri);
         }
         Ok(())
     }
@@ -408,7 +446,7 @@ impl ProxyHttp for Gateway {
             return;
         }
         let req = session.req_header();
-        let mut line = crate::accesslog::Line::new();
+        let mut line = crate::jsonlog::Line::new();
         line.str("time", &jiff::Timestamp::now().to_string())
             .str("request_id", &ctx.request_id)
             .opt_str("route", ctx.route.as_ref().map(|r| &*r.name))
@@ -424,7 +462,7 @@ impl ProxyHttp for Gateway {
                 "protocol",
                 if session.is_http2() { "h2" } else { "http/1.1" },
             );
-        line.send();
+        line.send(crate::jsonlog::ACCESS.get());
     }
 }
 
