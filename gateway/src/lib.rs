@@ -9,6 +9,7 @@ pub mod check;
 pub mod conf;
 pub mod logging;
 pub mod metrics;
+pub mod migrate;
 pub mod proxy;
 pub mod readiness;
 pub mod routing;
