@@ -10,6 +10,7 @@ pub mod identity;
 pub mod jsonlog;
 pub mod logging;
 pub mod metrics;
+pub mod migrate;
 pub mod proxy;
 pub mod readiness;
 pub mod routing;
