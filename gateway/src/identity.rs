@@ -5,6 +5,9 @@
 use crate::conf::types::{ConfFile, Route, SessionStoreKind};
 use crate::snapshot::BuildMode;
 use std::sync::Arc;
+use warden_plugins::annotate::{
+    AssertionConf, AssertionSigner, RouteAnnotations, RouteAnnotationsConf,
+};
 use warden_plugins::conf::FieldError;
 use warden_plugins::jwt::{BearerAuth, IssuerId};
 use warden_plugins::policy::{CompiledPolicies, CompiledPolicy};
@@ -60,14 +63,18 @@ pub struct IdentityRt {
     pub cookie: Option<CookieRt>,
     pub max_authorization: usize,
     pub policies: CompiledPolicies,
+    /// Warden's assertion signer, kept across reloads while its conf is unchanged (cached
+    /// assertions and, without configured keys, the generated key survive).
+    pub signer: Option<(AssertionConf, Arc<AssertionSigner>)>,
+    clock: SharedClock,
+    mode: BuildMode,
 }
 
-/// A route's credentials and policy, compiled.
-#[derive(Default)]
+/// A route's credentials, policy and annotations, compiled.
 pub struct RouteIdentity {
+    pub annotations: RouteAnnotations,
     pub login: Option<Arc<str>>,
     pub bearer: Vec<IssuerId>,
-    pub keep_authorization: bool,
     pub policy: Option<Arc<CompiledPolicy>>,
     pub shadow: Option<Arc<CompiledPolicy>>,
     pub deny_detail: bool,
@@ -121,18 +128,76 @@ impl IdentityRt {
                 }
             }
         };
+        let signer = match &conf.identity.assertion {
+            None => None,
+            Some(a) => match previous
+                .and_then(|p| p.signer.as_ref())
+                .filter(|(c, _)| c == a)
+            {
+                Some(kept) => Some(kept.clone()),
+                None => match AssertionSigner::from_conf(a) {
+                    Ok(s) => Some((a.clone(), Arc::new(s))),
+                    Err(e) => {
+                        errs.extend(e.into_iter().map(|e| e.under("identity.assertion")));
+                        None
+                    }
+                },
+            },
+        };
         let rt = IdentityRt {
             bearer,
             cookie,
             max_authorization: conf.identity.max_authorization_size.0 as usize,
             policies,
+            signer,
+            clock: clock.clone(),
+            mode,
         };
         (rt, errs)
     }
 
-    /// Compiles route `i`'s auth and policy; errors are addressed under `routes[i]`.
-    pub fn route(&self, i: usize, r: &Route, errs: &mut Vec<FieldError>) -> RouteIdentity {
+    /// Warden's cookies, which never go upstream.
+    pub fn cookie_names(&self) -> Vec<&str> {
+        self.cookie
+            .iter()
+            .map(|c| c.conf.session_cookie_name())
+            .collect()
+    }
+
+    /// Compiles route `i`'s auth, policy and annotations; errors are addressed under
+    /// `routes[i]`. `None` when the route cannot be compiled (its errors are in `errs`).
+    pub fn route(&self, i: usize, r: &Route, errs: &mut Vec<FieldError>) -> Option<RouteIdentity> {
         let p = format!("routes[{i}]");
+        let host = r
+            .host
+            .as_slice()
+            .first()
+            .map(String::as_str)
+            .unwrap_or_default();
+        let cookie_names = self.cookie_names();
+        let annotations = match RouteAnnotations::compile(
+            RouteAnnotationsConf {
+                identity_headers: r.identity_headers.as_ref(),
+                kubernetes: r.kubernetes.as_ref(),
+                host,
+                cookie_names: &cookie_names,
+            },
+            self.signer.as_ref().map(|(_, s)| s),
+            self.clock.clone(),
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                errs.extend(e.into_iter().map(|e| e.under(&p)));
+                return None;
+            }
+        };
+        if self.mode == BuildMode::Serve {
+            if let Some(k) = annotations.kubernetes() {
+                if let Err(e) = k.token_file().load() {
+                    tracing::warn!(route = %r.name, error = %e, "service-account token not readable yet");
+                }
+            }
+        }
         let mut resolve = |field: &str, pref: &Option<warden_plugins::policy::PolicyRef>| {
             pref.as_ref()
                 .and_then(|pr| match self.policies.resolve(pr) {
@@ -146,17 +211,17 @@ impl IdentityRt {
         let policy = resolve("policy", &r.policy);
         let shadow = resolve("policy_shadow", &r.policy_shadow);
         let auth = r.auth.clone().unwrap_or_default();
-        RouteIdentity {
+        Some(RouteIdentity {
+            annotations,
             login: auth.login.as_deref().map(Into::into),
             bearer: auth
                 .bearer
                 .iter()
                 .filter_map(|n| self.bearer.as_ref().and_then(|b| b.issuer_index(n)))
                 .collect(),
-            keep_authorization: auth.keep_authorization,
             policy,
             shadow,
             deny_detail: r.deny_detail,
-        }
+        })
     }
 }

@@ -156,7 +156,9 @@ impl Snapshot {
                 router.insert(h, &path, routes.len());
             }
             let name: Arc<str> = r.name.as_str().into();
-            let auth = identity.route(i, r, &mut errs);
+            let Some(auth) = identity.route(i, r, &mut errs) else {
+                continue;
+            };
             routes.push(Arc::new(RouteRt {
                 auth,
                 index: routes.len(),

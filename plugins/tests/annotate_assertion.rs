@@ -18,10 +18,12 @@ const ISSUER: &str = "https://auth.example.com/";
 const AUDIENCE: &str = "kubernetes";
 
 fn fixture(name: &str) -> ConfPath {
-    ConfPath(
+    ConfPath::new(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/annotate")
-            .join(name),
+            .join(name)
+            .display()
+            .to_string(),
     )
 }
 

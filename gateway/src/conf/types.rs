@@ -6,6 +6,7 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use warden_plugins::annotate::{AssertionConf, IdentityHeadersConf, KubernetesConf};
 use warden_plugins::conf::ConfPath;
 use warden_plugins::conf::{ByteSize, Duration};
 use warden_plugins::jwt::JwtIssuerConf;
@@ -83,6 +84,10 @@ pub struct IdentityConf {
     /// Larger `Authorization` headers are refused with 431.
     #[serde(default = "default_max_authorization")]
     pub max_authorization_size: ByteSize,
+    /// Warden as an issuer: the signed `X-Warden-Jwt-Assertion` upstreams (and kube-apiserver)
+    /// can verify.
+    #[serde(default)]
+    pub assertion: Option<AssertionConf>,
 }
 
 fn default_token_cache_size() -> usize {
@@ -99,6 +104,7 @@ impl Default for IdentityConf {
             jwt_issuers: Vec::new(),
             token_cache_size: default_token_cache_size(),
             max_authorization_size: default_max_authorization(),
+            assertion: None,
         }
     }
 }
@@ -154,10 +160,6 @@ pub struct RouteAuth {
     /// Accepted bearer-token issuers (`identity.jwt_issuers`).
     #[serde(default)]
     pub bearer: Vec<String>,
-    /// Pass the caller's `Authorization` header upstream on a session route (it is removed by
-    /// default: it is not meant for the upstream).
-    #[serde(default)]
-    pub keep_authorization: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,6 +356,13 @@ pub struct Route {
     /// Include the deciding rule in denial responses (it always goes to the audit log).
     #[serde(default)]
     pub deny_detail: bool,
+    /// What the upstream is told about the caller (default: `X-Warden-*` headers, and the
+    /// signed assertion when `identity.assertion` is set).
+    #[serde(default)]
+    pub identity_headers: Option<IdentityHeadersConf>,
+    /// A Kubernetes API route: Warden's service-account token plus impersonation headers.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConf>,
 }
 
 fn default_retries() -> usize {

@@ -302,6 +302,13 @@ fn validate_identity(c: &ConfFile, errs: &mut Vec<FieldError>) {
                 .map(|e| e.under("identity.cookie")),
         );
     }
+    if let Some(a) = &id.assertion {
+        errs.extend(
+            a.validate()
+                .into_iter()
+                .map(|e| e.under("identity.assertion")),
+        );
+    }
     if id.token_cache_size == 0 {
         errs.push(FieldError::new(
             "identity.token_cache_size",
@@ -351,6 +358,26 @@ fn validate_identity(c: &ConfFile, errs: &mut Vec<FieldError>) {
     }
     for (i, r) in c.routes.iter().enumerate() {
         let p = format!("routes[{i}]");
+        if let Some(ih) = &r.identity_headers {
+            errs.extend(
+                ih.validate()
+                    .into_iter()
+                    .map(|e| e.under(&format!("{p}.identity_headers"))),
+            );
+        }
+        if let Some(k) = &r.kubernetes {
+            errs.extend(
+                k.validate()
+                    .into_iter()
+                    .map(|e| e.under(&format!("{p}.kubernetes"))),
+            );
+            if r.public {
+                errs.push(FieldError::new(
+                    format!("{p}.kubernetes"),
+                    "a Kubernetes API route must authenticate its callers: remove `public: true`",
+                ));
+            }
+        }
         if r.public {
             for (field, set) in [
                 ("auth", r.auth.is_some()),

@@ -59,6 +59,8 @@ pub struct Ctx {
     pub session: Option<Arc<warden_plugins::session::Session>>,
     /// The normalised path when it differs from the request's (it is what goes upstream).
     pub normalized_path: Option<String>,
+    /// Identity headers, assertion and impersonation prepared for the upstream request.
+    pub prepared: Option<warden_plugins::annotate::Prepared>,
 }
 
 impl Ctx {
@@ -79,6 +81,7 @@ impl Ctx {
             identity: None,
             session: None,
             normalized_path: None,
+            prepared: None,
         }
     }
 }

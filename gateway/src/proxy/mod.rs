@@ -135,6 +135,14 @@ impl ProxyHttp for Gateway {
         };
         ctx.normalized_path = path;
         let path = ctx.normalized_path.as_deref().unwrap_or(req.uri.path());
+        if path.starts_with("/.well-known/") {
+            if let Some((status, ctype, body)) = well_known(&snap, &host, path) {
+                ctx.snapshot = Some(snap);
+                let rid = ctx.request_id.clone();
+                respond::write(session, status, ctype, body, &[("x-request-id", &rid)]).await?;
+                return Ok(true);
+            }
+        }
         let Some(route) = snap
             .router
             .lookup(&host, path)
@@ -178,6 +186,24 @@ impl ProxyHttp for Gateway {
             ctx.route = Some(route.clone());
             let snap = ctx.snapshot.clone().unwrap_or_else(|| self.state.current());
             if self.guard(session, ctx, &route, &snap, &path).await? {
+                return Ok(true);
+            }
+        }
+        let now = self.state.shared.now();
+        match route.auth.annotations.prepare(ctx.identity.as_ref(), now) {
+            Ok(p) => ctx.prepared = Some(p),
+            Err(e) => {
+                ctx.route = Some(route);
+                tracing::warn!(request_id = %ctx.request_id, reason = e.code(), error = %e, "cannot annotate the request");
+                let r = pages::Refusal {
+                    status: e.status().as_u16(),
+                    error: "annotation_failed",
+                    reason: e.code(),
+                    message: &e.to_string(),
+                    rule: None,
+                    request_id: &ctx.request_id,
+                };
+                pages::refuse(session, &r, &[]).await?;
                 return Ok(true);
             }
         }
@@ -312,12 +338,14 @@ impl ProxyHttp for Gateway {
         }
         up.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
 
-        // Identity headers from the client are never trusted, on any route.
-        annotate::strip_inbound_identity(up);
         if let Some(route) = &ctx.route {
-            if !route.public {
-                annotate::apply(up, ctx, route)?;
-            }
+            // Strips what the client must not send (identity headers on every route), then
+            // adds what Warden verified.
+            let none = warden_plugins::annotate::Prepared::default();
+            route.auth.annotations.apply(
+                ctx.prepared.as_ref().unwrap_or(&none),
+                &mut annotate::UpstreamHeaders(up),
+            );
             for h in &route.request_headers.remove {
                 up.remove_header(h);
             }
@@ -464,6 +492,32 @@ impl ProxyHttp for Gateway {
             );
         line.send(crate::jsonlog::ACCESS.get());
     }
+}
+
+/// Warden's own documents for verifiers of its assertions: the JWKS on every host Warden
+/// serves, and on the assertion issuer's host the OpenID discovery document kube-apiserver
+/// reads.
+fn well_known(
+    snap: &crate::snapshot::Snapshot,
+    host: &str,
+    path: &str,
+) -> Option<(u16, &'static str, bytes::Bytes)> {
+    let (_, signer) = snap.identity.signer.as_ref()?;
+    let issuer_host = signer.issuer_host();
+    let on_issuer_host = issuer_host.as_deref() == Some(host);
+    if path == warden_plugins::annotate::JWKS_PATH
+        && (on_issuer_host || snap.router.serves_host(host))
+    {
+        return Some((200, "application/json", signer.jwks_json()));
+    }
+    if on_issuer_host && path == signer.discovery_path() {
+        return Some((
+            200,
+            "application/json",
+            signer.openid_configuration_json(&signer.default_jwks_uri()),
+        ));
+    }
+    None
 }
 
 fn class(status: u16) -> &'static str {

@@ -599,7 +599,10 @@ mod tests {
         std::fs::write(&junk, "not a key").unwrap();
         let conf = |keys: Vec<std::path::PathBuf>, alg: Option<SigningAlgorithm>| AssertionConf {
             issuer: "https://auth.example.com/".into(),
-            signing_keys: keys.into_iter().map(crate::conf::ConfPath).collect(),
+            signing_keys: keys
+                .into_iter()
+                .map(|k| crate::conf::ConfPath::new(k.display().to_string()))
+                .collect(),
             ttl: crate::conf::Duration::from_secs(300),
             audience: None,
             algorithm: alg,

@@ -390,7 +390,7 @@ pub struct KubernetesConf {
 }
 
 fn default_token_file() -> ConfPath {
-    ConfPath(DEFAULT_TOKEN_FILE.into())
+    ConfPath::new(DEFAULT_TOKEN_FILE)
 }
 
 impl Default for KubernetesConf {

@@ -378,7 +378,7 @@ mod tests {
         signer: Option<&Arc<AssertionSigner>>,
     ) -> Result<RouteAnnotations, Vec<FieldError>> {
         let mut k: KubernetesConf = serde_json::from_value(k).unwrap();
-        k.service_account_token_file = crate::conf::ConfPath(token.to_path_buf());
+        k.service_account_token_file = crate::conf::ConfPath::new(token.display().to_string());
         let ih = IdentityHeadersConf {
             enabled: false,
             ..IdentityHeadersConf::default()
