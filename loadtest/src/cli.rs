@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// Send load to a URL and report throughput, latency percentiles, errors and (with --pid)
     /// the CPU time and memory of the processes under test.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Serve `200 OK` to everything (HTTP/1.1 keep-alive and h2c) as fast as possible.
     Upstream(UpstreamArgs),
     /// Run a scenario file, or print its plan with --dry-run.

@@ -142,10 +142,10 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     let go = Arc::new(Barrier::new(threads + 1));
     let start_at = Arc::new(OnceLock::new());
     let mut handles = Vec::with_capacity(threads);
-    for t in 0..threads {
+    for (t, gate) in gates.iter().enumerate() {
         let per_thread = PerThread {
             shared: shared.clone(),
-            gate: gates[t].clone(),
+            gate: gate.clone(),
             ready: ready.clone(),
             go: go.clone(),
             start_at: start_at.clone(),

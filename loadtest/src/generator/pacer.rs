@@ -149,7 +149,7 @@ mod tests {
             Instant::now(),
             Schedule::new(1000.0).unwrap(),
             3,
-            &[gate.clone()],
+            std::slice::from_ref(&gate),
             &stop,
         );
         waiting.join().unwrap();
@@ -168,7 +168,7 @@ mod tests {
             Instant::now() + Duration::from_secs(3600),
             Schedule::new(10.0).unwrap(),
             5,
-            &[gate.clone()],
+            std::slice::from_ref(&gate),
             &stop,
         );
         assert!(!gate.is_released(0));

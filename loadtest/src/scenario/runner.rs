@@ -200,7 +200,7 @@ fn applies(spec: &ChurnSpec, phase: &PhasePlan) -> bool {
     if spec.phases.is_empty() {
         !phase.warmup
     } else {
-        spec.phases.iter().any(|p| *p == phase.name)
+        spec.phases.contains(&phase.name)
     }
 }
 
