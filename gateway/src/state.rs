@@ -50,6 +50,10 @@ impl State {
             .map_err(|e| loaded.locate(e))?;
         let snap = Arc::new(snap);
         apply_side_effects(&snap);
+        // Both series exist from the start (at 0), so an alert on errors fires on the first.
+        for result in ["ok", "error"] {
+            crate::metrics::CONFIG_RELOADS_TOTAL.with_label_values(&[result]);
+        }
         Ok(Arc::new(State {
             snapshot: ArcSwap::new(snap),
             conf_path,
@@ -129,8 +133,9 @@ impl State {
         .await
         .map_err(|e| loaded.locate(e))?;
         let snap = Arc::new(snap);
+        // Swap first: whoever sees the new generation in `/metrics` must also get it served.
+        self.snapshot.store(snap.clone());
         apply_side_effects(&snap);
-        self.snapshot.store(snap);
         self.applied_text.store(hash, Ordering::Release);
         Ok(ReloadOutcome::Applied { generation })
     }
