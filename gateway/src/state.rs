@@ -153,9 +153,20 @@ fn read(path: &std::path::Path) -> Result<String, Vec<ConfError>> {
     })
 }
 
-/// What a new snapshot changes outside itself: certificates and the reload metrics.
+/// What a new snapshot changes outside itself: certificates, upstream health and the reload
+/// metrics.
 fn apply_side_effects(snap: &Arc<Snapshot>) {
     crate::tls::RESOLVER.set(snap.certs.clone());
+    // Republished from the pools now serving: a replaced pool's series may name backends that
+    // are gone, and a kept pool's must survive the pool it replaced.
+    let mut members = std::collections::HashSet::new();
+    for route in &snap.routes {
+        route.pool.publish_health();
+        for b in route.pool.backends() {
+            members.insert((route.name.to_string(), b.addr.to_string()));
+        }
+    }
+    crate::metrics::retain_upstream_health(&members);
     crate::metrics::CONFIG_GENERATION.set(snap.generation as i64);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

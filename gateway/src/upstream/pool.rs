@@ -93,11 +93,9 @@ pub struct Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        // Its `warden_upstream_healthy` series are left alone: the pool that replaced this one
+        // may own them now. A reload removes the series no route uses any more.
         let _ = self.stop.send(true);
-        for b in self.backends() {
-            let _ = crate::metrics::UPSTREAM_HEALTHY
-                .remove_label_values(&[&*self.settings.route, &b.addr.to_string()]);
-        }
     }
 }
 
@@ -262,6 +260,19 @@ impl Pool {
         match &self.balancer {
             Balancer::RoundRobin(lb) => lb.select_with(key, 256, accept),
             Balancer::Hash(lb) => lb.select_with(key, 256, accept),
+        }
+    }
+
+    /// Writes every member's current health to `warden_upstream_healthy`.
+    pub fn publish_health(&self) {
+        for b in self.backends() {
+            let healthy = match &self.balancer {
+                Balancer::RoundRobin(lb) => lb.backends().ready(&b),
+                Balancer::Hash(lb) => lb.backends().ready(&b),
+            };
+            crate::metrics::UPSTREAM_HEALTHY
+                .with_label_values(&[&*self.settings.route, &b.addr.to_string()])
+                .set(healthy as i64);
         }
     }
 
