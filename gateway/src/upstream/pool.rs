@@ -327,6 +327,9 @@ impl Pool {
             o.verify_cert = t.verify;
             o.verify_hostname = t.verify;
             o.ca = t.ca.clone();
+            // Pingora's connection reuse key leaves the CA out: without this, a connection
+            // verified against one route's CA would be reused by a route trusting another.
+            peer.group_key = t.ca_fingerprint;
         }
         Box::new(peer)
     }
