@@ -6,6 +6,7 @@ use prometheus::{
     Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts,
 };
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
@@ -165,6 +166,30 @@ pub static STREAMS_TERMINATED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         .expect("static metric"),
     )
 });
+/// Removes the `warden_upstream_healthy` series of every (route, backend) not in `keep`.
+pub fn retain_upstream_health(keep: &HashSet<(String, String)>) {
+    use prometheus::core::Collector;
+    let mut stale = Vec::new();
+    for family in UPSTREAM_HEALTHY.collect() {
+        for m in family.get_metric() {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_string())
+            };
+            if let (Some(route), Some(backend)) = (label("route"), label("backend")) {
+                let pair = (route, backend);
+                if !keep.contains(&pair) {
+                    stale.push(pair);
+                }
+            }
+        }
+    }
+    for (route, backend) in stale {
+        let _ = UPSTREAM_HEALTHY.remove_label_values(&[&route, &backend]);
+    }
+}
 
 /// Per-route handles resolved once per snapshot, so the hot path does no label lookups.
 #[derive(Debug, Clone)]

@@ -53,6 +53,10 @@ impl State {
             .map_err(|e| loaded.locate(e))?;
         let snap = Arc::new(snap);
         apply_side_effects(&snap);
+        // Both series exist from the start (at 0), so an alert on errors fires on the first.
+        for result in ["ok", "error"] {
+            crate::metrics::CONFIG_RELOADS_TOTAL.with_label_values(&[result]);
+        }
         Ok(Arc::new(State {
             shared: crate::identity::Shared::new(&loaded.conf, clock, true),
             snapshot: ArcSwap::new(snap),
@@ -134,8 +138,9 @@ impl State {
         .await
         .map_err(|e| loaded.locate(e))?;
         let snap = Arc::new(snap);
+        // Swap first: whoever sees the new generation in `/metrics` must also get it served.
+        self.snapshot.store(snap.clone());
         apply_side_effects(&snap);
-        self.snapshot.store(snap);
         self.applied_text.store(hash, Ordering::Release);
         Ok(ReloadOutcome::Applied { generation })
     }
@@ -153,9 +158,20 @@ fn read(path: &std::path::Path) -> Result<String, Vec<ConfError>> {
     })
 }
 
-/// What a new snapshot changes outside itself: certificates and the reload metrics.
+/// What a new snapshot changes outside itself: certificates, upstream health and the reload
+/// metrics.
 fn apply_side_effects(snap: &Arc<Snapshot>) {
     crate::tls::RESOLVER.set(snap.certs.clone());
+    // Republished from the pools now serving: a replaced pool's series may name backends that
+    // are gone, and a kept pool's must survive the pool it replaced.
+    let mut members = std::collections::HashSet::new();
+    for route in &snap.routes {
+        route.pool.publish_health();
+        for b in route.pool.backends() {
+            members.insert((route.name.to_string(), b.addr.to_string()));
+        }
+    }
+    crate::metrics::retain_upstream_health(&members);
     crate::metrics::CONFIG_GENERATION.set(snap.generation as i64);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -31,11 +31,13 @@ fn quoted(s: &str) -> String {
 fn route(out: &mut String, r: &RouteOut) {
     let e = &r.effects;
     let _ = writeln!(out, "  # {}", r.origin);
+    let _ = writeln!(out, "  - name: {}", scalar(&r.name));
+    // Public as it was behind ingress-nginx, so the migrated conf serves the same traffic; the
+    // marker makes the choice visible and easy to find.
     let _ = writeln!(
         out,
-        "  # Not public: add `auth` and a `policy` before serving it (or `public: true`, deliberately)."
+        "    public: true # MIGRATED-PUBLIC: replace with `auth` and a `policy` to protect it"
     );
-    let _ = writeln!(out, "  - name: {}", scalar(&r.name));
     let _ = writeln!(out, "    host: {}", scalar(&r.host));
     match &r.path {
         PathMatch::Prefix(p) if p == "/" => {}
@@ -102,7 +104,7 @@ pub fn conf(t: &Translation, sources: &[String]) -> String {
     );
     let _ = writeln!(
         out,
-        "# No route is public: give each one `auth` and a `policy` (or `public: true`, deliberately)."
+        "# Every route is public, as it was behind ingress-nginx (marked MIGRATED-PUBLIC): give each\n# one `auth` and a `policy` to protect it."
     );
     let _ = writeln!(
         out,
@@ -157,6 +159,12 @@ pub fn report(t: &Translation) -> String {
         t.certs.len(),
         untranslated
     );
+    if !t.routes.is_empty() {
+        let _ = writeln!(
+            out,
+            "every route is public, as it was behind ingress-nginx: replace each `public: true # MIGRATED-PUBLIC` with `auth` and a `policy`"
+        );
+    }
     for (id, l) in &t.sections {
         if l.is_empty() {
             continue;

@@ -9,8 +9,10 @@
 //!   and the default route.
 //! - [`emit`] writes the conf and the report.
 //!
-//! The output is secure by default: no route is `public`; each carries a comment asking for
-//! `auth` and a `policy`. It is checked like any conf before it is written.
+//! The output serves what ingress-nginx served: every route is `public: true`, marked
+//! `MIGRATED-PUBLIC` in the conf and named in the report, so that protecting each one (`auth`
+//! and a `policy`) is a visible, deliberate next step. It is checked like any conf before it is
+//! written.
 
 pub mod annotations;
 pub mod emit;
