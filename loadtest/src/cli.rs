@@ -32,6 +32,37 @@ pub enum Command {
     Upstream(UpstreamArgs),
     /// Run a scenario file, or print its plan with --dry-run.
     Scenario(ScenarioArgs),
+    /// Write an ES256 key (created when absent), its JWKS, and signed bearer tokens.
+    Tokens(TokensArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokensArgs {
+    /// The signing key (PKCS#8 DER); created when the file does not exist.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Where to write the public JWKS.
+    #[arg(long)]
+    pub jwks: PathBuf,
+    /// Where to write the tokens, one per line.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub issuer: String,
+    #[arg(long, default_value = "warden")]
+    pub audience: String,
+    #[arg(long, default_value = "user-")]
+    pub subject_prefix: String,
+    /// Groups claim of every token (comma-separated).
+    #[arg(long, default_value = "")]
+    pub groups: String,
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
+    /// Lifetime of each token.
+    #[arg(long, default_value = "24h")]
+    pub ttl: Duration,
+    #[arg(long, default_value = "loadtest-1")]
+    pub kid: String,
 }
 
 #[derive(Debug, Args)]
@@ -126,6 +157,9 @@ pub struct ScenarioArgs {
     /// Where started processes write their output (default: a temporary directory).
     #[arg(long)]
     pub log_dir: Option<PathBuf>,
+    /// Every phase cut to a few seconds: checks the correctness assertions, not the speed.
+    #[arg(long)]
+    pub smoke: bool,
 }
 
 /// Parses the command line and runs it.
@@ -134,6 +168,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Run(a) => run(&a),
         Command::Upstream(a) => upstream(&a),
         Command::Scenario(a) => scenario_cmd(&a),
+        Command::Tokens(a) => tokens_cmd(&a),
     }
 }
 
@@ -237,6 +272,34 @@ fn upstream(a: &UpstreamArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn tokens_cmd(a: &TokensArgs) -> anyhow::Result<ExitCode> {
+    let key = crate::tokens::load_or_create_key(&a.key)?;
+    let spec = crate::tokens::TokenSpec {
+        issuer: a.issuer.clone(),
+        audience: a.audience.clone(),
+        subject_prefix: a.subject_prefix.clone(),
+        groups: a
+            .groups
+            .split(',')
+            .filter(|g| !g.is_empty())
+            .map(String::from)
+            .collect(),
+        count: a.count,
+        ttl_secs: i64::try_from(a.ttl.get().as_secs()).context("--ttl is too long")?,
+        kid: a.kid.clone(),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_secs();
+    let tokens = crate::tokens::mint(&key, &spec, i64::try_from(now)?)?;
+    let jwks = crate::tokens::jwks(&key, &a.kid);
+    std::fs::write(&a.jwks, serde_json::to_string_pretty(&jwks)? + "\n")
+        .with_context(|| format!("cannot write {}", a.jwks.display()))?;
+    std::fs::write(&a.out, tokens).with_context(|| format!("cannot write {}", a.out.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn scenario_cmd(a: &ScenarioArgs) -> anyhow::Result<ExitCode> {
     let sc = match scenario::load(&a.file) {
         Ok(sc) => sc,
@@ -248,6 +311,10 @@ fn scenario_cmd(a: &ScenarioArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let mut sc = sc;
+    if a.smoke {
+        sc.plan.smoke();
+    }
     let registry = driver::Registry::builtin();
     if a.dry_run {
         print!("{}", describe::describe(&sc, &registry));

@@ -12,4 +12,5 @@ pub mod report;
 pub mod scenario;
 pub mod schedule;
 pub mod status;
+pub mod tokens;
 pub mod upstream;

@@ -1,6 +1,6 @@
 //! Drivers: how a scenario starts a kind of process and how it performs a churn action. The
 //! runner only knows these traits; a [`Registry`] maps each `kind:` and `action:` to a factory.
-//! The harness registers `command` and `upstream`; Warden, the OpenID provider, Redis and the
+//! The harness registers `command`, `upstream` and `warden`; the OpenID provider, Redis and the
 //! churn actions are registered by whoever provides them.
 
 use super::plan::Plan;
@@ -129,7 +129,7 @@ impl Registry {
         Self::default()
     }
 
-    /// The drivers the harness itself provides: `command` and `upstream`.
+    /// The drivers the harness itself provides: `command`, `upstream` and `warden`.
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         r.register_process(ProcessKind::Command, |spec, _| {
@@ -137,6 +137,11 @@ impl Registry {
         });
         r.register_process(ProcessKind::Upstream, |spec, ctx| {
             Ok(Box::new(super::upstream::UpstreamProcess::from_spec(
+                spec, ctx,
+            )?))
+        });
+        r.register_process(ProcessKind::Warden, |spec, ctx| {
+            Ok(Box::new(super::gateway::WardenProcess::from_spec(
                 spec, ctx,
             )?))
         });

@@ -5,6 +5,7 @@
 pub mod command;
 pub mod describe;
 pub mod driver;
+pub mod gateway;
 pub mod plan;
 pub mod runner;
 pub mod spec;

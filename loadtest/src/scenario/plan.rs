@@ -30,6 +30,29 @@ pub struct Plan {
     pub report: Vec<Figure>,
 }
 
+/// How long a phase lasts at most in smoke mode (warm-up phases: a quarter of it).
+pub const SMOKE_PHASE: Duration = Duration::from_secs(2);
+/// How many requests a request-counted phase sends at most in smoke mode.
+pub const SMOKE_REQUESTS: u64 = 2_000;
+
+impl Plan {
+    /// Cuts every phase short, for CI: the correctness assertions still apply, figures mean
+    /// nothing.
+    pub fn smoke(&mut self) {
+        for p in &mut self.phases {
+            let cap = if p.warmup {
+                SMOKE_PHASE / 4
+            } else {
+                SMOKE_PHASE
+            };
+            p.length = match p.length {
+                Length::Duration(d) => Length::Duration(d.min(cap)),
+                Length::Requests(n) => Length::Requests(n.min(SMOKE_REQUESTS)),
+            };
+        }
+    }
+}
+
 /// One phase with everything it inherits resolved.
 #[derive(Debug, Clone)]
 pub struct PhasePlan {
