@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Every scenario the harness can run, cut to a few seconds each (`--smoke`): fails on a broken
-# correctness assertion, never on a timing. Expects release binaries (cargo build --release).
+# correctness assertion, never on a timing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 export LOADTEST_BIN="$target/release/warden-loadtest" WARDEN_BIN="$target/release/warden"
-cargo build --release --workspace --locked --bin warden --bin warden-loadtest
+# The same build as `cargo test --release --workspace` (same features, so nothing rebuilds
+# after the tests); it includes both binaries.
+cargo test --release --workspace --locked --no-run
 "$root/loadtest/prepare.sh"
 status=0
 for s in upstream-alone steady-bearer; do

@@ -13,7 +13,13 @@ const QUEUE_LINES: usize = 65_536;
 
 /// A writer thread for one target (`stdout`, `stderr` or a file path, appended to).
 pub struct Sink {
-    tx: SyncSender<Vec<u8>>,
+    tx: SyncSender<Msg>,
+}
+
+enum Msg {
+    Line(Vec<u8>),
+    /// Write out everything queued before it, then answer.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 static SINKS: LazyLock<Mutex<HashMap<String, Arc<Sink>>>> = LazyLock::new(Default::default);
@@ -50,21 +56,37 @@ impl Sink {
     }
 
     fn send(&self, line: Vec<u8>) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Msg::Line(line)) {
             crate::metrics::ACCESS_LOG_DROPPED_TOTAL.inc();
         }
     }
 }
 
-fn write_loop(rx: Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
+/// How long the writer rests after a flush. While it rests, senders only queue (no wake-up):
+/// under load that is one wake-up and one write per interval instead of one per request, and
+/// the queue holds 65,536 lines, far more than an interval brings.
+const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
+
+fn write_loop(rx: Receiver<Msg>, out: Box<dyn Write + Send>) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        let _ = out.write_all(&line);
+    while let Ok(first) = rx.recv() {
+        let mut acks = Vec::new();
         // Drain what is queued, then flush once: one syscall per burst, not per line.
-        while let Ok(line) = rx.try_recv() {
-            let _ = out.write_all(&line);
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Msg::Line(line) => {
+                    let _ = out.write_all(&line);
+                }
+                Msg::Flush(ack) => acks.push(ack),
+            }
+            next = rx.try_recv().ok();
         }
         let _ = out.flush();
+        for ack in acks {
+            let _ = ack.send(());
+        }
+        std::thread::sleep(BATCH_INTERVAL);
     }
 }
 
@@ -84,20 +106,15 @@ pub fn init_audit(target: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Waits (briefly) until queued lines are written, for a clean exit.
+/// Waits (at most a second per target) until queued lines are written, for a clean exit.
 pub fn flush() {
     let sinks: Vec<Arc<Sink>> = SINKS.lock().values().cloned().collect();
     for sink in sinks {
-        // An empty line is a no-op write; once it is taken, what was queued before it is
-        // being written.
-        for _ in 0..50 {
-            match sink.tx.try_send(Vec::new()) {
-                Ok(()) => break,
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            }
+        let (ack, done) = std::sync::mpsc::channel();
+        if sink.tx.send(Msg::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(std::time::Duration::from_secs(1));
         }
     }
-    std::thread::sleep(std::time::Duration::from_millis(20));
 }
 
 pub struct Line {

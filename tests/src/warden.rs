@@ -138,7 +138,7 @@ impl Warden {
         )
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let out = std::fs::File::create(self.dir.path().join("stdout.log")).expect("stdout log");
         let err = std::fs::File::create(self.dir.path().join("stderr.log")).expect("stderr log");
         let child = Command::new(binary())

@@ -383,3 +383,27 @@ async fn upstream_health_metrics_follow_a_reload() {
         (Some(1.0), None, Some(1.0))
     );
 }
+
+/// The kubelet replaces a ConfigMap volume's contents by swapping a symlink and deleting the
+/// old directory: every update must be picked up, not only the first.
+#[tokio::test]
+async fn every_configmap_update_is_picked_up() {
+    let (old, new) = (Upstream::start("old").await, Upstream::start("new").await);
+    let w = Setup::new()
+        .start_configmap(CONF, &Fixture::vars(true, &old, &old))
+        .await;
+    for (generation, target, name) in [(2, &new, "new"), (3, &old, "old"), (4, &new, "new")] {
+        w.update_configmap(&w.render(CONF, &Fixture::vars(true, &old, target)));
+        eventually("the watcher reloads the swapped conf", || async {
+            w.generation().await == generation
+        })
+        .await;
+        let r = client()
+            .get(w.url("/moving/x"))
+            .header("host", "app.test")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(served_by(&r).as_deref(), Some(name));
+    }
+}

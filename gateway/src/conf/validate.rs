@@ -54,11 +54,23 @@ pub fn validate(c: &ConfFile) -> Vec<FieldError> {
     if let Err(m) = parse_listen(&c.admin.listen) {
         err("admin.listen".into(), m);
     }
-    if let (Some(h), Ok(a)) = (&c.listen.http, parse_listen(&c.admin.listen)) {
-        if parse_listen(h) == Ok(a) {
+    // Two listeners on one address would fail to bind at start, after `check` said ok.
+    let listeners = [
+        ("listen.http", c.listen.http.as_deref()),
+        ("listen.https", c.listen.https.as_deref()),
+        ("admin.listen", Some(c.admin.listen.as_str())),
+    ];
+    for (i, (field, addr)) in listeners.iter().enumerate() {
+        let Some(Ok(a)) = addr.map(parse_listen) else {
+            continue;
+        };
+        if let Some((other, _)) = listeners[..i]
+            .iter()
+            .find(|(_, o)| o.map(parse_listen) == Some(Ok(a)))
+        {
             err(
-                "admin.listen".into(),
-                "the admin listener cannot share the http listener's address".into(),
+                (*field).into(),
+                format!("`{a}` is already the address of `{other}`: each listener needs its own"),
             );
         }
     }
@@ -350,12 +362,13 @@ fn validate_identity(c: &ConfFile, errs: &mut Vec<FieldError>) {
             }
         }
     }
-    if c.sessions.memory.capacity == 0 {
-        errs.push(FieldError::new(
-            "sessions.memory.capacity",
-            "must be at least 1",
-        ));
-    }
+    errs.extend(
+        c.sessions
+            .memory
+            .validate()
+            .into_iter()
+            .map(|e| e.under("sessions.memory")),
+    );
     for (i, r) in c.routes.iter().enumerate() {
         let p = format!("routes[{i}]");
         if let Some(ih) = &r.identity_headers {

@@ -274,7 +274,10 @@ impl Gateway {
             if let Some(policy) = &route.auth.policy {
                 let facts = RequestFacts {
                     method: "OPTIONS",
-                    path: session.req_header().uri.path(),
+                    path: ctx
+                        .normalized_path
+                        .as_deref()
+                        .unwrap_or(session.req_header().uri.path()),
                     client_ip: ctx
                         .client_ip
                         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
@@ -392,7 +395,12 @@ impl Gateway {
             .str("request_id", &ctx.request_id)
             .str("route", &route.name)
             .str("method", session.req_header().method.as_str())
-            .str("path", session.req_header().uri.path())
+            .str(
+                "path",
+                ctx.normalized_path
+                    .as_deref()
+                    .unwrap_or(session.req_header().uri.path()),
+            )
             .opt_str("subject", id.map(|i| &*i.subject))
             .opt_str("email", id.and_then(|i| i.email.as_deref()))
             .opt_str("auth", id.map(|i| i.method.kind()))

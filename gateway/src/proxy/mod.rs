@@ -480,7 +480,18 @@ impl ProxyHttp for Gateway {
             .opt_str("route", ctx.route.as_ref().map(|r| &*r.name))
             .str("method", req.method.as_str())
             .opt_str("host", request_host(req))
-            .str("path", req.uri.path())
+            // The normalised path is what routing and policy decided on and what went upstream;
+            // the path as sent is kept beside it when normalisation changed it.
+            .str(
+                "path",
+                ctx.normalized_path.as_deref().unwrap_or(req.uri.path()),
+            )
+            .opt_str(
+                "raw_path",
+                ctx.normalized_path.as_ref().map(|_| req.uri.path()),
+            )
+            .opt_str("auth", ctx.identity.as_ref().map(|i| i.method.kind()))
+            .opt_str("subject", ctx.identity.as_ref().map(|i| &*i.subject))
             .num("status", status as u64)
             .millis("duration_ms", elapsed)
             .opt_str("upstream", ctx.upstream.map(|u| u.to_string()).as_deref())

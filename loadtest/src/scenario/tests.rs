@@ -120,7 +120,6 @@ report: [rps, p99, cpu_per_request]
     assert_eq!(
         missing,
         [
-            "process kind `warden` (gw)",
             "churn action `kill_restart_upstream`",
             "churn action `revoke_sessions`"
         ]
