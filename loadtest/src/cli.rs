@@ -38,9 +38,12 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct TokensArgs {
-    /// The signing key (PKCS#8 DER); created when the file does not exist.
+    /// The signing key (PKCS#8 DER); for ES256 created when the file does not exist.
     #[arg(long)]
     pub key: PathBuf,
+    /// `ES256` or `RS256`.
+    #[arg(long, default_value = "ES256")]
+    pub alg: String,
     /// Where to write the public JWKS.
     #[arg(long)]
     pub jwks: PathBuf,
@@ -273,7 +276,7 @@ fn upstream(a: &UpstreamArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn tokens_cmd(a: &TokensArgs) -> anyhow::Result<ExitCode> {
-    let key = crate::tokens::load_or_create_key(&a.key)?;
+    let key = crate::tokens::SigningKey::load(&a.alg, &a.key)?;
     let spec = crate::tokens::TokenSpec {
         issuer: a.issuer.clone(),
         audience: a.audience.clone(),
@@ -293,7 +296,7 @@ fn tokens_cmd(a: &TokensArgs) -> anyhow::Result<ExitCode> {
         .context("the clock is before 1970")?
         .as_secs();
     let tokens = crate::tokens::mint(&key, &spec, i64::try_from(now)?)?;
-    let jwks = crate::tokens::jwks(&key, &a.kid);
+    let jwks = key.jwks(&a.kid);
     std::fs::write(&a.jwks, serde_json::to_string_pretty(&jwks)? + "\n")
         .with_context(|| format!("cannot write {}", a.jwks.display()))?;
     std::fs::write(&a.out, tokens).with_context(|| format!("cannot write {}", a.out.display()))?;

@@ -1,11 +1,14 @@
-//! `warden-loadtest tokens`: an ES256 signing key, its JWKS and bearer tokens for load tests
-//! and the demo, so a scenario needs no OpenID provider to exercise the bearer path.
+//! `warden-loadtest tokens`: a signing key (ES256, or RS256 for comparisons with peers whose
+//! figures are quoted for RS256), its JWKS and bearer tokens for load tests and the demo, so a
+//! scenario needs no OpenID provider to exercise the bearer path.
 
 use anyhow::{anyhow, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use ring::signature::{
+    EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING, RSA_PKCS1_SHA256,
+};
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -22,7 +25,73 @@ pub struct TokenSpec {
     pub kid: String,
 }
 
-/// The signing key in `path` (PKCS#8 DER), created there when absent.
+/// A key tokens are signed with.
+pub enum SigningKey {
+    Es256(EcdsaKeyPair),
+    Rs256(RsaKeyPair),
+}
+
+impl SigningKey {
+    /// The key in `path` (PKCS#8 DER) for `alg` (`ES256`, created when absent; `RS256`, which
+    /// must exist: ring cannot generate RSA keys, `openssl genpkey` can).
+    pub fn load(alg: &str, path: &Path) -> anyhow::Result<Self> {
+        match alg {
+            "ES256" => Ok(Self::Es256(load_or_create_key(path)?)),
+            "RS256" => {
+                let der = std::fs::read(path).with_context(|| {
+                    format!(
+                        "cannot read {} (create it with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform DER -out FILE`)",
+                        path.display()
+                    )
+                })?;
+                let key = RsaKeyPair::from_pkcs8(&der)
+                    .map_err(|e| anyhow!("{} is not a PKCS#8 RSA key: {e}", path.display()))?;
+                Ok(Self::Rs256(key))
+            }
+            other => Err(anyhow!("unsupported algorithm `{other}`: ES256 or RS256")),
+        }
+    }
+
+    fn alg(&self) -> &'static str {
+        match self {
+            Self::Es256(_) => "ES256",
+            Self::Rs256(_) => "RS256",
+        }
+    }
+
+    fn sign(&self, input: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let rng = SystemRandom::new();
+        match self {
+            Self::Es256(k) => Ok(k
+                .sign(&rng, input)
+                .map_err(|_| anyhow!("signing failed"))?
+                .as_ref()
+                .to_vec()),
+            Self::Rs256(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(&RSA_PKCS1_SHA256, &rng, input, &mut sig)
+                    .map_err(|_| anyhow!("signing failed"))?;
+                Ok(sig)
+            }
+        }
+    }
+
+    /// The public JWKS.
+    pub fn jwks(&self, kid: &str) -> serde_json::Value {
+        match self {
+            Self::Es256(k) => jwks(k, kid),
+            Self::Rs256(k) => {
+                let c = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(k.public());
+                serde_json::json!({ "keys": [{
+                    "kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid,
+                    "n": B64.encode(&c.n), "e": B64.encode(&c.e),
+                }]})
+            }
+        }
+    }
+}
+
+/// The ES256 signing key in `path` (PKCS#8 DER), created there when absent.
 pub fn load_or_create_key(path: &Path) -> anyhow::Result<EcdsaKeyPair> {
     let rng = SystemRandom::new();
     let der = match std::fs::read(path) {
@@ -51,10 +120,9 @@ pub fn jwks(key: &EcdsaKeyPair, kid: &str) -> serde_json::Value {
 }
 
 /// `spec.count` signed tokens, one per line, issued at `now`.
-pub fn mint(key: &EcdsaKeyPair, spec: &TokenSpec, now: i64) -> anyhow::Result<String> {
-    let rng = SystemRandom::new();
+pub fn mint(key: &SigningKey, spec: &TokenSpec, now: i64) -> anyhow::Result<String> {
     let header = B64
-        .encode(serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": spec.kid }).to_string());
+        .encode(serde_json::json!({ "alg": key.alg(), "typ": "JWT", "kid": spec.kid }).to_string());
     let mut out = String::new();
     for n in 0..spec.count {
         let sub = format!("{}{n}", spec.subject_prefix);
@@ -64,10 +132,8 @@ pub fn mint(key: &EcdsaKeyPair, spec: &TokenSpec, now: i64) -> anyhow::Result<St
             "iat": now, "nbf": now - 60, "exp": now + spec.ttl_secs,
         });
         let input = format!("{header}.{}", B64.encode(claims.to_string()));
-        let sig = key
-            .sign(&rng, input.as_bytes())
-            .map_err(|_| anyhow!("signing failed"))?;
-        let _ = writeln!(out, "{input}.{}", B64.encode(sig.as_ref()));
+        let sig = key.sign(input.as_bytes())?;
+        let _ = writeln!(out, "{input}.{}", B64.encode(sig));
     }
     Ok(out)
 }
@@ -91,8 +157,8 @@ mod tests {
             ttl_secs: 3600,
             kid: "k1".into(),
         };
-        let text = mint(&key, &spec, 1_700_000_000).unwrap();
-        let jwk = &jwks(&key, "k1")["keys"][0];
+        let jwk = jwks(&key, "k1")["keys"][0].clone();
+        let text = mint(&SigningKey::Es256(key), &spec, 1_700_000_000).unwrap();
         let x = B64.decode(jwk["x"].as_str().unwrap()).unwrap();
         let y = B64.decode(jwk["y"].as_str().unwrap()).unwrap();
         let public = [&[4u8][..], &x, &y].concat();

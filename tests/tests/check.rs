@@ -76,3 +76,22 @@ fn every_example_conf_passes_check() {
     }
     assert!(n > 0, "conf/ has no example");
 }
+
+/// `conf/demo/warden.yaml` is a template that `conf/demo/run.sh` renders into a state
+/// directory holding the issuer's JWKS and the admin token: rendered the same way, it passes.
+#[test]
+fn the_demo_conf_passes_check_once_rendered() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let jwks = r#"{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","kid":"demo",
+        "x":"DZOAImCv8sQPcetL-zolHZwSdZ3in8cRpPb3owL0I_k",
+        "y":"D8-BnJ04s_f84FbnMEl4-rIdKY78-nYWlAAJGWhIRNE"}]}"#;
+    std::fs::write(state.path().join("jwks.json"), jwks).unwrap();
+    std::fs::write(state.path().join("admin-token"), "demo-admin-token\n").unwrap();
+    let template = std::fs::read_to_string(root.join("conf/demo/warden.yaml")).unwrap();
+    let conf = template.replace("@STATE@", &state.path().display().to_string());
+    assert!(!conf.contains('@'), "every placeholder is filled");
+    std::fs::write(state.path().join("warden.yaml"), conf).unwrap();
+    let (code, out) = run_check(state.path(), "warden.yaml");
+    assert_eq!((code, out.trim_end()), (0, "ok"), "conf/demo/warden.yaml");
+}

