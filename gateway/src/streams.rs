@@ -9,6 +9,7 @@
 //! this one closes) keeps the socket alive until the registration is dropped, so a shutdown can
 //! only ever hit this stream's connection.
 
+use crate::snapshot::Snapshot;
 use crate::state::State;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 use warden_plugins::policy::RequestFacts;
-use warden_plugins::session::Session;
+use warden_plugins::session::{BlockList, Session, SessionStore};
 use warden_plugins::Identity;
 
 /// Why an open stream was ended: the `reason` label of `warden_streams_terminated_total`.
@@ -275,28 +276,29 @@ fn verdict(s: &OpenStream, access: &dyn Access, now: i64) -> Option<Termination>
     }
 }
 
-/// Access as the running gateway sees it.
-struct Live<'a> {
-    state: &'a State,
-    snapshot: Arc<crate::snapshot::Snapshot>,
+/// Access as the running gateway sees it: the block list, the session store, and route
+/// decisions from `decide` (the current snapshot's, in the watcher).
+struct Live<'a, D> {
+    sessions: &'a dyn SessionStore,
+    blocks: &'a BlockList,
+    decide: D,
     now: i64,
 }
 
-impl Access for Live<'_> {
+impl<D> Access for Live<'_, D>
+where
+    D: Fn(&str, &RequestFacts<'_>, Option<&Identity>) -> Option<bool>,
+{
     fn now(&self) -> i64 {
         self.now
     }
 
     fn is_blocked(&self, identity: &Identity) -> bool {
-        self.state.shared.blocks.is_blocked(identity, self.now)
+        self.blocks.is_blocked(identity, self.now)
     }
 
     fn session_live(&self, session: &Session) -> bool {
-        self.state
-            .shared
-            .sessions
-            .get_local(session.id(), self.now)
-            .is_some()
+        self.sessions.get_local(session.id(), self.now).is_some()
     }
 
     fn allows(
@@ -305,17 +307,27 @@ impl Access for Live<'_> {
         facts: &RequestFacts<'_>,
         identity: Option<&Identity>,
     ) -> Option<bool> {
-        let r = self.snapshot.routes.iter().find(|r| &*r.name == route)?;
-        if r.public {
-            return Some(true);
-        }
-        Some(
-            r.auth
-                .policy
-                .as_ref()
-                .is_some_and(|p| p.evaluate(facts, identity).allowed),
-        )
+        (self.decide)(route, facts, identity)
     }
+}
+
+/// What the snapshot's route `name` decides now; `None` when it has no such route.
+fn route_allows(
+    snapshot: &Snapshot,
+    name: &str,
+    facts: &RequestFacts<'_>,
+    identity: Option<&Identity>,
+) -> Option<bool> {
+    let r = snapshot.routes.iter().find(|r| &*r.name == name)?;
+    if r.public {
+        return Some(true);
+    }
+    Some(
+        r.auth
+            .policy
+            .as_ref()
+            .is_some_and(|p| p.evaluate(facts, identity).allowed),
+    )
 }
 
 /// How often streams are re-checked without an event; also how soon a reload is noticed.
@@ -349,8 +361,11 @@ async fn watch(registry: Arc<Registry>, state: Arc<State>) {
             continue;
         }
         let live = Live {
-            state: &state,
-            snapshot,
+            sessions: state.shared.sessions.as_ref(),
+            blocks: &state.shared.blocks,
+            decide: |name: &str, facts: &RequestFacts<'_>, id: Option<&Identity>| {
+                route_allows(&snapshot, name, facts, id)
+            },
             now: state.shared.now(),
         };
         registry.recheck(&live);
@@ -580,6 +595,62 @@ mod tests {
         let mut buf = [0u8; 1];
         assert_eq!(server.read(&mut buf).expect("read"), 0, "the peer sees EOF");
         drop(client);
+    }
+
+    /// The live access rules over a real session store and block list: revocation through the
+    /// store and a block through the list end exactly the streams they concern.
+    #[tokio::test]
+    async fn live_access_follows_the_session_store_and_the_block_list() {
+        use warden_plugins::clock::ManualClock;
+        use warden_plugins::session::{MemoryStore, RevokeReason, Selector};
+        let store = MemoryStore::with_capacity(10, ManualClock::at_secs(T0));
+        let blocks = BlockList::new();
+        let ann = session("ann", 3600);
+        let bob = session("bob", 3600);
+        store.insert(ann.clone()).await.expect("insert");
+        store.insert(bob.clone()).await.expect("insert");
+        let reg = Arc::new(Registry::default());
+        let (_a, fa) = open(&reg, "app", None, Some(ann.clone()), "ann-ws");
+        let (_b, fb) = open(&reg, "app", None, Some(bob.clone()), "bob-ws");
+        let (_c, fc) = open(&reg, "app", Some(bearer("cy")), None, "cy-ws");
+        let live = |now| Live {
+            sessions: &store,
+            blocks: &blocks,
+            decide: |_: &str, _: &RequestFacts<'_>, _: Option<&Identity>| Some(true),
+            now,
+        };
+        assert!(reg.recheck(&live(T0 + 10)).is_empty());
+        assert_eq!(
+            ann.last_seen(),
+            T0 + 10,
+            "an open stream is use of its session"
+        );
+
+        let mut epoch = store.revocation_epoch();
+        let n = store
+            .revoke(&Selector::Subject("ann".into()), RevokeReason::Admin)
+            .await
+            .expect("revoke");
+        assert_eq!(n, 1);
+        assert!(epoch.has_changed().expect("open"), "the watcher wakes up");
+        epoch.borrow_and_update();
+        assert_eq!(
+            reg.recheck(&live(T0 + 11)),
+            [("ann-ws".to_string(), Termination::Revoked)]
+        );
+        blocks.block("cy", None);
+        assert_eq!(
+            reg.recheck(&live(T0 + 12)),
+            [("cy-ws".to_string(), Termination::Blocked)]
+        );
+        assert_eq!(
+            reg.recheck(&live(T0 + 3600)),
+            [("bob-ws".to_string(), Termination::Expired)]
+        );
+        assert!(
+            fa.load(Ordering::SeqCst) && fb.load(Ordering::SeqCst) && fc.load(Ordering::SeqCst)
+        );
+        assert!(reg.is_empty());
     }
 
     #[test]

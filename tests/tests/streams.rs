@@ -156,3 +156,76 @@ async fn a_reload_that_removes_the_allow_closes_the_open_websocket() {
     .await;
     refused(&w, &staff).await;
 }
+
+/// RFC 3339 (UTC) of `secs` seconds from now.
+fn rfc3339_in(secs: u64) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + secs;
+    let (days, rem) = ((t / 86_400) as i64, t % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[tokio::test]
+async fn time_bounded_access_ends_for_requests_and_open_streams() {
+    let up = Upstream::start("echo").await;
+    let setup = Setup::new();
+    let issuer = tokens::prepare(&setup);
+    let routes = r#"
+routes:
+  - name: ws
+    host: ws.test
+    upstreams: ["${UP}"]
+    auth: { bearer: [ci] }
+    policy: { allow: [{ groups: [contractors], valid_until: "${UNTIL}" }] }
+"#;
+    let vars = [("UP", up.address()), ("UNTIL", rfc3339_in(3))];
+    let w = setup.start(&format!("{CONF_HEAD}{routes}"), &vars).await;
+    let contractor = issuer.token("con", None, &["contractors"]);
+    let mut ws = connect(&w, "ws.test", &contractor).await.expect("upgrade");
+    echoes(&mut ws, "while it lasts").await;
+
+    // The client keeps sending requests; once the engagement ends they are refused...
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = warden_tests::client()
+            .get(w.url("/api"))
+            .header("host", "ws.test")
+            .bearer_auth(&contractor)
+            .send()
+            .await
+            .expect("request");
+        match r.status().as_u16() {
+            200 => {}
+            403 => break,
+            s => panic!("unexpected status {s}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "access never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...and the open websocket is closed without the client doing anything.
+    sees_the_close(&mut ws).await;
+    w.wait_metric(
+        "warden_streams_terminated_total",
+        &["reason=\"policy\""],
+        1.0,
+    )
+    .await;
+}
