@@ -32,6 +32,30 @@ enum Command {
         #[arg(short, long)]
         conf: PathBuf,
     },
+    /// Explain the decision on one request: the route, the identity, the decision, the deciding
+    /// rule and the evaluation trace. Exit code 0: allowed; 2: refused (denied or no route);
+    /// 1: the conf, the arguments or the identity could not be read.
+    Explain {
+        #[arg(short, long)]
+        conf: PathBuf,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// The request's URL, e.g. https://app.example.com/admin/users
+        #[arg(long)]
+        url: String,
+        /// A JSON file of the caller's claims (as a verified token would carry them).
+        #[arg(long, conflicts_with = "token")]
+        claims: Option<PathBuf>,
+        /// The caller's JWT (verified only when its issuer has a `jwks_file`).
+        #[arg(long)]
+        token: Option<String>,
+        /// The client address source_ip rules see.
+        #[arg(long, default_value = "127.0.0.1")]
+        client_ip: std::net::IpAddr,
+        /// Decide at this RFC 3339 time instead of now (time-bounded rules).
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
+    },
     /// Translate Kubernetes Ingress manifests (ingress-nginx) into a Warden conf: the conf on
     /// stdout (or in --output), a report of what did not carry over on stderr.
     MigrateIngress {
@@ -67,6 +91,39 @@ fn main() -> ExitCode {
                 }
                 println!("{} error(s)", errs.len());
                 ExitCode::FAILURE
+            }
+        }
+        Command::Explain {
+            conf,
+            method,
+            url,
+            claims,
+            token,
+            client_ip,
+            at,
+        } => {
+            let caller = match (claims, token) {
+                (Some(c), _) => warden::explain::Caller::Claims(c),
+                (None, Some(t)) => warden::explain::Caller::Token(t),
+                (None, None) => warden::explain::Caller::Anonymous,
+            };
+            let req = warden::explain::Request {
+                conf,
+                method,
+                url,
+                caller,
+                client_ip,
+                at: at.unwrap_or_else(jiff::Timestamp::now).as_second(),
+            };
+            match warden::explain::explain(&req) {
+                Ok(o) => {
+                    print!("{}", o.text);
+                    ExitCode::from(if o.allowed { 0 } else { 2 })
+                }
+                Err(e) => {
+                    eprintln!("warden explain: {e}");
+                    ExitCode::FAILURE
+                }
             }
         }
         Command::MigrateIngress { files, output } => {

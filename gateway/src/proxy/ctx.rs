@@ -61,6 +61,8 @@ pub struct Ctx {
     pub normalized_path: Option<String>,
     /// Identity headers, assertion and impersonation prepared for the upstream request.
     pub prepared: Option<warden_plugins::annotate::Prepared>,
+    /// An open upgraded stream's registration for continuous authorization (`crate::streams`).
+    pub stream: Option<crate::streams::Registration>,
 }
 
 impl Ctx {
@@ -82,6 +84,7 @@ impl Ctx {
             session: None,
             normalized_path: None,
             prepared: None,
+            stream: None,
         }
     }
 }

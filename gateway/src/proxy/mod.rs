@@ -281,6 +281,21 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    async fn connected_to_upstream(
+        &self,
+        session: &mut Session,
+        _reused: bool,
+        _peer: &HttpPeer,
+        fd: std::os::fd::RawFd,
+        _digest: Option<&pingora::protocols::Digest>,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if session.is_upgrade_req() {
+            ctx.stream = crate::streams::register(&self.state, session, fd, ctx);
+        }
+        Ok(())
+    }
+
     fn fail_to_connect(
         &self,
         _session: &mut Session,
@@ -457,6 +472,8 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        // The stream is over: stop re-checking it and close the socket duplicate.
+        ctx.stream = None;
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())

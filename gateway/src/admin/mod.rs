@@ -1,6 +1,8 @@
 //! The admin listener (its own address, loopback by default): probes and metrics are open;
 //! everything under `/admin/` needs the bearer token from `admin.token_file` and is disabled
-//! when no token file is configured.
+//! when no token file is configured. The sessions and blocks endpoints are in [`api`].
+
+pub mod api;
 
 use crate::state::{ReloadOutcome, State};
 use async_trait::async_trait;
@@ -143,8 +145,55 @@ impl ServeHttp for AdminApp {
     }
 }
 
+/// Admin request bodies are small JSON documents.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The request body, or the response refusing it.
+async fn read_body(s: &mut ServerSession) -> Result<Vec<u8>, Response<Vec<u8>>> {
+    let mut body = Vec::new();
+    loop {
+        match s.read_request_body().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_BODY {
+                    return Err(error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        "admin request bodies are at most 64 KiB",
+                    ));
+                }
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                return Err(error(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    &e.to_string(),
+                ))
+            }
+        }
+    }
+}
+
 impl AdminApp {
-    async fn admin(&self, _s: &mut ServerSession, method: &str, path: &str) -> Response<Vec<u8>> {
+    async fn admin(&self, s: &mut ServerSession, method: &str, path: &str) -> Response<Vec<u8>> {
+        if path != "/admin/reload" {
+            let body = match read_body(s).await {
+                Ok(b) => b,
+                Err(refused) => return refused,
+            };
+            let query = s.req_header().uri.query().map(str::to_string);
+            let shared = &self.state.shared;
+            let api = api::Api {
+                sessions: shared.sessions.as_ref(),
+                blocks: &shared.blocks,
+                now: shared.now(),
+            };
+            return match api.handle(method, path, query.as_deref(), &body).await {
+                Some(r) => json(r.status, r.body),
+                None => error(StatusCode::NOT_FOUND, "not_found", "no such admin endpoint"),
+            };
+        }
         match (method, path) {
             ("POST", "/admin/reload") => {
                 let state = self.state.clone();
