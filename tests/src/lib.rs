@@ -2,6 +2,7 @@
 //! and real certificates, all on 127.0.0.1 with ports the OS picks.
 
 pub mod certs;
+pub mod jwks;
 pub mod upstream;
 pub mod warden;
 
