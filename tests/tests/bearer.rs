@@ -415,6 +415,19 @@ async fn every_known_attack_is_refused_with_its_reason_and_never_reaches_the_ups
         );
     }
     assert_eq!(f.metric("warden_token_cache_entries", &[]).await, Some(1.0));
+
+    // No log (process log, access log, audit log) ever holds a token or a part of one.
+    let dir = f.warden.dir.path();
+    let logs = [
+        f.warden.stderr(),
+        std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default(),
+        std::fs::read_to_string(dir.join("audit.log")).unwrap_or_default(),
+    ]
+    .concat();
+    assert!(logs.contains("bearer token refused"), "refusals are logged");
+    for part in &parts {
+        assert!(!logs.contains(part), "a token part was logged");
+    }
 }
 
 #[tokio::test]
