@@ -3,6 +3,7 @@
 
 pub mod certs;
 pub mod configmap;
+pub mod jwks;
 pub mod tokens;
 pub mod upstream;
 pub mod warden;

@@ -200,8 +200,10 @@ impl Gateway {
         } else if reason == "no_credentials" {
             "Bearer realm=\"warden\"".to_string()
         } else {
+            // The reason code leads the description: clients that only see headers (HEAD,
+            // proxies that drop bodies) still learn it.
             format!(
-                "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"{}\"",
+                "Bearer realm=\"warden\", error=\"invalid_token\", error_description=\"{reason}: {}\"",
                 message.replace('"', "'")
             )
         };

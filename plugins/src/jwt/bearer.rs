@@ -91,8 +91,9 @@ impl fmt::Debug for BearerAuth {
 type Outcome = (Result<Arc<Identity>, BearerError>, Option<IssuerId>);
 
 impl BearerAuth {
-    /// Checks the issuers' conf without touching the network or the filesystem (what
-    /// `warden check` runs). Paths are relative to the list (`[1].audiences`).
+    /// Checks the issuers' conf without touching the network (what `warden check` runs); a
+    /// `jwks_file` is read and must hold a usable key. Paths are relative to the list
+    /// (`[1].audiences`).
     pub fn validate_conf(confs: &[JwtIssuerConf]) -> Vec<FieldError> {
         conf::validate(confs)
     }
@@ -118,17 +119,20 @@ impl BearerAuth {
         previous: Option<&BearerAuth>,
         timeouts: Timeouts,
     ) -> Result<Self, Vec<FieldError>> {
-        let mut errors = conf::validate(confs);
         if confs.len() > usize::from(u16::MAX) {
-            errors.push(FieldError::new("", "too many issuers"));
+            return Err(vec![FieldError::new("", "too many issuers")]);
         }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+        let checked = conf::validate_each(confs);
+        let invalid: Vec<usize> = checked.iter().map(|(i, _)| *i).collect();
+        let mut errors: Vec<FieldError> = checked.into_iter().map(|(_, e)| e).collect();
         let cache = Arc::new(TokenCache::new(cache_size));
         let mut issuers = Vec::with_capacity(confs.len());
         let mut fresh = Vec::new();
         for (i, c) in confs.iter().enumerate() {
+            if invalid.contains(&i) {
+                // Reported already; the others are still set up so every problem is told.
+                continue;
+            }
             let source = c.key_source();
             // Static files are re-read on reload: their content may be what changed.
             let reusable = !matches!(source.kind, KeySourceKind::File(_));

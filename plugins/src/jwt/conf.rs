@@ -2,6 +2,7 @@
 //! without network).
 
 use super::algorithm::{Algorithm, AlgorithmSet};
+use super::jwk::KeySet;
 use super::verify::ValidationRules;
 use crate::conf::{Duration, FieldError};
 use serde::Deserialize;
@@ -216,6 +217,17 @@ pub(crate) fn check_fetch_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a static key file holds a usable key set (what `warden run` would load), so
+/// `warden check` refuses a file of only too-short RSA keys, say, as the start would.
+fn check_jwks_file(path: &std::path::Path) -> Result<(), String> {
+    // The error is located at the field already; paths are resolved against the conf's
+    // directory, so repeating the absolute path would only add noise.
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the key file: {e}"))?;
+    KeySet::from_jwks_json(&bytes)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
 fn validate_one(c: &JwtIssuerConf, out: &mut Vec<FieldError>) {
     let mut err = |field: &str, msg: String| out.push(FieldError::new(field, msg));
     if c.name.trim().is_empty() {
@@ -254,6 +266,11 @@ fn validate_one(c: &JwtIssuerConf, out: &mut Vec<FieldError>) {
     if let Some(url) = &c.jwks_url {
         if let Err(m) = check_fetch_url(url) {
             err("jwks_url", m);
+        }
+    }
+    if let Some(path) = &c.jwks_file {
+        if let Err(m) = check_jwks_file(path) {
+            err("jwks_file", m);
         }
     }
     match (c.kind, &c.api_server) {
@@ -340,6 +357,11 @@ fn validate_one(c: &JwtIssuerConf, out: &mut Vec<FieldError>) {
 
 /// Checks every issuer and returns all problems, addressed relative to the list (`[1].audiences`).
 pub fn validate(confs: &[JwtIssuerConf]) -> Vec<FieldError> {
+    validate_each(confs).into_iter().map(|(_, e)| e).collect()
+}
+
+/// [`validate`], with the index of the issuer each problem belongs to.
+pub(crate) fn validate_each(confs: &[JwtIssuerConf]) -> Vec<(usize, FieldError)> {
     let mut out = Vec::new();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for (i, c) in confs.iter().enumerate() {
@@ -351,7 +373,7 @@ pub fn validate(confs: &[JwtIssuerConf]) -> Vec<FieldError> {
                 format!("`{}` is already the name of issuer [{first}]", c.name),
             ));
         }
-        out.extend(errors.into_iter().map(|e| e.under(&format!("[{i}]"))));
+        out.extend(errors.into_iter().map(|e| (i, e.under(&format!("[{i}]")))));
     }
     out
 }
@@ -474,10 +496,35 @@ mod tests {
         let confs = parse(serde_json::json!([
             {"name": "a", "issuer": "http://idp.example", "audiences": ["w"]},
             {"name": "b", "issuer": "http://127.0.0.1:8080", "audiences": ["w"]},
-            {"name": "c", "issuer": "not-a-url", "audiences": ["w"], "jwks_file": "/k.json"}
+            {"name": "c", "issuer": "not-a-url", "audiences": ["w"], "jwks_url": "https://c.test/k"}
         ]))
         .unwrap();
         assert_eq!(paths(&validate(&confs)), vec!["[0].issuer"]);
+    }
+
+    #[test]
+    fn a_key_file_must_be_readable_and_hold_a_usable_key() {
+        use base64::Engine as _;
+        let short = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xC5u8; 128]);
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(
+            file.path(),
+            format!(r#"{{"keys":[{{"kty":"RSA","kid":"old","n":"{short}","e":"AQAB"}}]}}"#),
+        )
+        .unwrap();
+        let confs = parse(serde_json::json!([
+            {"name": "a", "issuer": "https://a.test", "audiences": ["w"], "jwks_file": file.path()},
+            {"name": "b", "issuer": "https://b.test", "audiences": ["w"], "jwks_file": "/no/such.json"}
+        ]))
+        .unwrap();
+        let errors = validate(&confs);
+        assert_eq!(paths(&errors), vec!["[0].jwks_file", "[1].jwks_file"]);
+        assert!(
+            errors[0].message.contains("1024 bits is too small"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].message.contains("cannot read"), "{}", errors[1]);
     }
 
     #[test]

@@ -61,6 +61,22 @@ pub(crate) fn max_age(cache_control: &str) -> Option<Duration> {
     age.map(Duration::from_secs)
 }
 
+/// An error with its chain of causes: reqwest's own message ("error sending request") hides
+/// what went wrong (refused connection, certificate not trusted, timeout).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
 #[derive(Deserialize)]
 struct DiscoveryDoc {
     issuer: String,
@@ -147,7 +163,7 @@ impl Fetcher {
     pub(crate) async fn get(&self, url: &str, etag: Option<&str>) -> Result<Fetched, FetchError> {
         let http_err = |e: reqwest::Error| FetchError::Http {
             url: url.to_string(),
-            message: e.to_string(),
+            message: with_causes(&e),
         };
         let mut req = self
             .client
@@ -231,6 +247,20 @@ impl Fetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_carry_their_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error sending request")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert_eq!(
+            with_causes(&e),
+            "error sending request: invalid peer certificate: UnknownIssuer"
+        );
+    }
 
     #[test]
     fn cache_control_max_age() {
