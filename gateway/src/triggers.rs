@@ -1,7 +1,10 @@
-//! What starts a reload besides the admin API: SIGHUP and changes to the conf file.
+//! What starts a reload besides the admin API: SIGHUP and changes to the conf file or to the
+//! TLS certificates it names.
 
 use crate::state::State;
 use notify::{RecursiveMode, Watcher};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,25 +20,23 @@ pub fn on_sighup(state: Arc<State>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Reloads when the conf file changes. Directories are watched, not the file: editors and
-/// Kubernetes ConfigMaps replace files (rename, symlink swap) rather than write them. The
-/// directory named in the conf path is watched as written, because a ConfigMap's
-/// `..data` link is swapped there and the directory the link pointed to is deleted (watching
-/// the resolved path would see only the first update); the resolved directory is watched too
-/// when it differs, for a conf that is a symlink to a file elsewhere. Events are debounced, and
-/// a reload of unchanged text does nothing.
+/// Reloads when the conf file or a TLS certificate changes. Directories are watched, not
+/// files: editors and Kubernetes ConfigMap and Secret volumes replace files (rename, symlink
+/// swap) rather than write them. The directory named in a path is watched as written, because
+/// a volume's `..data` link is swapped there and the directory it pointed to is deleted
+/// (watching the resolved path would see only the first update); for the conf file the
+/// resolved directory is watched too when it differs, for a conf that is a symlink to a file
+/// elsewhere. Events are debounced. A change in a certificate directory always reloads (the
+/// conf text is the same, the files it names are not); otherwise a reload of unchanged text
+/// does nothing.
 pub fn watch_file(state: Arc<State>) -> notify::Result<()> {
-    let parent = |p: &std::path::Path| match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => ".".into(),
-    };
     let written = parent(&state.conf_path);
     let resolved = state.conf_path.canonicalize().ok().map(|p| parent(&p));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
     let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev {
             if !ev.kind.is_access() {
-                let _ = tx.send(());
+                let _ = tx.send(ev.paths);
             }
         }
     })?;
@@ -45,14 +46,63 @@ pub fn watch_file(state: Arc<State>) -> notify::Result<()> {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the conf file's target directory");
         }
     }
+    let mut cert_dirs = HashSet::new();
+    watch_cert_dirs(&state, &mut watcher, &mut cert_dirs, &written);
     crate::background::spawn(async move {
-        // The watcher must live as long as this loop.
-        let _watcher = watcher;
-        while rx.recv().await.is_some() {
+        while let Some(paths) = rx.recv().await {
+            let mut certs_changed = touches(&paths, &cert_dirs);
             tokio::time::sleep(Duration::from_millis(250)).await;
-            while rx.try_recv().is_ok() {}
-            let _ = state.reload("file").await;
+            while let Ok(paths) = rx.try_recv() {
+                certs_changed |= touches(&paths, &cert_dirs);
+            }
+            let trigger = if certs_changed { "certificates" } else { "file" };
+            let _ = state.reload(trigger).await;
+            watch_cert_dirs(&state, &mut watcher, &mut cert_dirs, &written);
         }
     });
     Ok(())
+}
+
+fn parent(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => ".".into(),
+    }
+}
+
+fn touches(paths: &[PathBuf], dirs: &HashSet<PathBuf>) -> bool {
+    paths.iter().any(|p| dirs.contains(&parent(p)))
+}
+
+/// Watches the directories of the certificates the running conf names (new ones after a
+/// reload; directories no longer named stay watched, which costs nothing but a reload).
+fn watch_cert_dirs(
+    state: &State,
+    watcher: &mut notify::RecommendedWatcher,
+    dirs: &mut HashSet<PathBuf>,
+    conf_dir: &Path,
+) {
+    let snap = state.current();
+    for c in &snap.conf.tls.certificates {
+        for file in [c.cert.path(), c.key.path()] {
+            let dir = parent(file);
+            if dirs.contains(&dir) {
+                continue;
+            }
+            // The conf's own directory is watched already.
+            let watched = if dir == conf_dir {
+                Ok(())
+            } else {
+                watcher.watch(&dir, RecursiveMode::NonRecursive)
+            };
+            match watched {
+                Ok(()) => {
+                    dirs.insert(dir);
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a certificate directory")
+                }
+            }
+        }
+    }
 }

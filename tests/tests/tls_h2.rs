@@ -209,3 +209,49 @@ async fn upstream_tls_is_verified_against_the_configured_ca() {
     // Connections verified against the right CA are not lent to a route trusting another.
     wrong_ca_fails().await;
 }
+
+/// cert-manager renews a certificate by replacing the files in its Secret volume; the conf
+/// does not change. The watcher sees the certificate's directory and the new one is served.
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() {
+    const RENEWING: &str = r#"
+listen: { http: "${HTTP}", https: "${HTTPS}" }
+admin: { listen: "${ADMIN}" }
+tls:
+  certificates:
+    - { hosts: [a.test], cert: "${DIR}/secret/tls.crt", key: "${DIR}/secret/tls.key" }
+routes:
+  - { public: true, name: a, host: a.test, upstreams: ["${UP}"] }
+"#;
+    let ca = TestCa::new();
+    let setup = Setup::new();
+    let secret = setup.path("secret");
+    std::fs::create_dir(&secret).expect("secret dir");
+    let (crt, _) = ca.leaf(&secret, "tls", &["a.test"]);
+    let old = der_of(&crt);
+    let up = Upstream::start("plain").await;
+    let w = setup.start(RENEWING, &[("UP", up.address())]).await;
+    let served = || async {
+        let c = reqwest::Client::builder()
+            .no_proxy()
+            .tls_info(true)
+            .add_root_certificate(ca.reqwest_root())
+            .resolve("a.test", SocketAddr::from(([127, 0, 0, 1], 0)))
+            .build()
+            .expect("client");
+        let r = c.get(w.https_url("a.test", "/")).send().await.expect("https");
+        assert_eq!(r.status(), 200);
+        peer_certificate(&r)
+    };
+    assert_eq!(served().await, old);
+
+    let renewed = tempfile::tempdir_in(w.dir.path()).expect("staging dir");
+    let (new_crt, new_key) = ca.leaf(renewed.path(), "tls", &["a.test"]);
+    let new = der_of(&new_crt);
+    std::fs::rename(&new_key, secret.join("tls.key")).expect("replace key");
+    std::fs::rename(&new_crt, secret.join("tls.crt")).expect("replace cert");
+    warden_tests::eventually("the renewed certificate is served", || async {
+        served().await == new
+    })
+    .await;
+}
