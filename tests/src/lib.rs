@@ -2,9 +2,11 @@
 //! and real certificates, all on 127.0.0.1 with ports the OS picks.
 
 pub mod certs;
+pub mod oidc;
 pub mod upstream;
 pub mod warden;
 
+pub use oidc::OidcProvider;
 pub use upstream::Upstream;
 pub use warden::Warden;
 
