@@ -14,6 +14,7 @@ pub fn check(path: &Path) -> Vec<conf::ConfError> {
         loaded.conf.clone(),
         0,
         None,
+        &warden_plugins::clock::system(),
         BuildMode::Check,
     )) {
         Ok(_) => Vec::new(),

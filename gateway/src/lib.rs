@@ -2,13 +2,15 @@
 //! listener. Identity logic lives in `warden_plugins`.
 #![deny(unsafe_code)]
 
-pub mod accesslog;
 pub mod admin;
 pub mod background;
 pub mod check;
 pub mod conf;
+pub mod identity;
+pub mod jsonlog;
 pub mod logging;
 pub mod metrics;
+pub mod migrate;
 pub mod proxy;
 pub mod readiness;
 pub mod routing;

@@ -1,5 +1,5 @@
 //! Operational logs: `tracing` as JSON lines on stderr, with Pingora's `log` records bridged in.
-//! (Access logs are separate: `accesslog.rs`.)
+//! (Access and audit logs are separate: `jsonlog.rs`.)
 
 use tracing_subscriber::EnvFilter;
 

@@ -27,6 +27,15 @@ enum Command {
         #[arg(short, long)]
         conf: PathBuf,
     },
+    /// Translate Kubernetes Ingress manifests (ingress-nginx) into a Warden conf: the conf on
+    /// stdout (or in --output), a report of what did not carry over on stderr.
+    MigrateIngress {
+        /// Manifest files (several YAML documents each); `-` reads stdin.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +63,9 @@ fn main() -> ExitCode {
                 println!("{} error(s)", errs.len());
                 ExitCode::FAILURE
             }
+        }
+        Command::MigrateIngress { files, output } => {
+            warden::migrate::cli(&files, output.as_deref())
         }
     }
 }

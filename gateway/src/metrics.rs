@@ -6,6 +6,7 @@ use prometheus::{
     Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts,
 };
+use std::collections::HashSet;
 use std::sync::LazyLock;
 
 fn register<C: prometheus::core::Collector + Clone + 'static>(c: C) -> C {
@@ -95,8 +96,8 @@ pub static CONFIG_GENERATION: LazyLock<IntGauge> = LazyLock::new(|| {
 pub static ACCESS_LOG_DROPPED_TOTAL: LazyLock<IntCounter> = LazyLock::new(|| {
     register(
         IntCounter::with_opts(Opts::new(
-            "warden_access_log_dropped_total",
-            "Access log lines dropped because the writer fell behind",
+            "warden_log_lines_dropped_total",
+            "Access and audit log lines dropped because their writer fell behind",
         ))
         .expect("static metric"),
     )
@@ -112,12 +113,93 @@ pub static REQUESTS_IN_FLIGHT: LazyLock<IntGauge> = LazyLock::new(|| {
     )
 });
 
+pub static AUTHZ_DECISIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "warden_authz_decisions_total",
+                "Policy decisions by route and decision (allow, deny)",
+            ),
+            &["route", "decision"],
+        )
+        .expect("static metric"),
+    )
+});
+
+pub static AUTHZ_SHADOW_MISMATCHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "warden_authz_shadow_mismatches_total",
+                "Requests on which the shadow policy decided otherwise than the enforced one",
+            ),
+            &["route"],
+        )
+        .expect("static metric"),
+    )
+});
+
+pub static AUTHZ_EVALUATION_DURATION: LazyLock<Histogram> = LazyLock::new(|| {
+    register(
+        Histogram::with_opts(
+            HistogramOpts::new(
+                "warden_authz_evaluation_duration_seconds",
+                "Time to evaluate a route's policy",
+            )
+            .buckets(vec![
+                1e-7, 2.5e-7, 5e-7, 1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 1e-4, 1e-3,
+            ]),
+        )
+        .expect("static metric"),
+    )
+});
+
+pub static STREAMS_TERMINATED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "warden_streams_terminated_total",
+                "Open upgraded streams (websockets) closed because access no longer holds, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("static metric"),
+    )
+});
+/// Removes the `warden_upstream_healthy` series of every (route, backend) not in `keep`.
+pub fn retain_upstream_health(keep: &HashSet<(String, String)>) {
+    use prometheus::core::Collector;
+    let mut stale = Vec::new();
+    for family in UPSTREAM_HEALTHY.collect() {
+        for m in family.get_metric() {
+            let label = |name: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == name)
+                    .map(|l| l.value().to_string())
+            };
+            if let (Some(route), Some(backend)) = (label("route"), label("backend")) {
+                let pair = (route, backend);
+                if !keep.contains(&pair) {
+                    stale.push(pair);
+                }
+            }
+        }
+    }
+    for (route, backend) in stale {
+        let _ = UPSTREAM_HEALTHY.remove_label_values(&[&route, &backend]);
+    }
+}
+
 /// Per-route handles resolved once per snapshot, so the hot path does no label lookups.
 #[derive(Debug, Clone)]
 pub struct RouteMetrics {
     /// Indexed by status class: 0 = other, 1..=5 = 1xx..5xx.
     codes: [IntCounter; 6],
     pub duration: Histogram,
+    pub allowed: IntCounter,
+    pub denied: IntCounter,
+    pub shadow_mismatches: IntCounter,
 }
 
 impl RouteMetrics {
@@ -126,6 +208,9 @@ impl RouteMetrics {
         Self {
             codes: [c("other"), c("1xx"), c("2xx"), c("3xx"), c("4xx"), c("5xx")],
             duration: REQUEST_DURATION.with_label_values(&[route]),
+            allowed: AUTHZ_DECISIONS.with_label_values(&[route, "allow"]),
+            denied: AUTHZ_DECISIONS.with_label_values(&[route, "deny"]),
+            shadow_mismatches: AUTHZ_SHADOW_MISMATCHES.with_label_values(&[route]),
         }
     }
 

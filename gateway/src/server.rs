@@ -31,8 +31,12 @@ pub fn run(conf_path: std::path::PathBuf) -> anyhow::Result<()> {
     };
     let snap = state.current();
     let conf = &snap.conf;
-    crate::accesslog::init(&conf.access_log.target)
-        .with_context(|| format!("cannot open the access log `{}`", conf.access_log.target))?;
+    if conf.access_log.enabled {
+        crate::jsonlog::init_access(&conf.access_log.target)
+            .with_context(|| format!("cannot open the access log `{}`", conf.access_log.target))?;
+    }
+    crate::jsonlog::init_audit(&conf.audit.target)
+        .with_context(|| format!("cannot open the audit log `{}`", conf.audit.target))?;
 
     let threads = conf.server.threads.unwrap_or_else(|| {
         std::thread::available_parallelism()
@@ -102,7 +106,7 @@ pub fn run(conf_path: std::path::PathBuf) -> anyhow::Result<()> {
     );
     drop(snap);
     server.run(RunArgs::default());
-    crate::accesslog::flush();
+    crate::jsonlog::flush();
     Ok(())
 }
 
@@ -127,7 +131,7 @@ fn watch_shutdown(server: &Server, state: Arc<State>, grace: Duration) {
                         std::thread::sleep(Duration::from_millis(20));
                     }
                     tracing::info!("drained; exiting");
-                    crate::accesslog::flush();
+                    crate::jsonlog::flush();
                     std::process::exit(0);
                 }
             }

@@ -3,6 +3,7 @@
 //! the end; a reload builds a new one off the hot path and swaps it in.
 
 use crate::conf::types::{ConfFile, HeaderOps, LoadBalancing, Route};
+use crate::identity::{IdentityRt, RouteIdentity};
 use crate::metrics::RouteMetrics;
 use crate::routing::{PathMatch, Router};
 use crate::tls::CertStore;
@@ -70,6 +71,7 @@ pub struct RouteRt {
     pub max_body_size: Option<u64>,
     pub websocket: bool,
     pub public: bool,
+    pub auth: RouteIdentity,
     pub metrics: RouteMetrics,
 }
 
@@ -84,6 +86,8 @@ pub struct Snapshot {
     pub https_port: Option<u16>,
     pub certs: Arc<CertStore>,
     pub access_log: bool,
+    pub identity: IdentityRt,
+    pub audit_allow_sample_rate: f64,
 }
 
 impl Snapshot {
@@ -93,9 +97,13 @@ impl Snapshot {
         conf: ConfFile,
         generation: u64,
         previous: Option<&Snapshot>,
+        clock: &warden_plugins::SharedClock,
         mode: BuildMode,
     ) -> Result<Snapshot, Vec<FieldError>> {
         let mut errs = Vec::new();
+        let (identity, ierrs) =
+            IdentityRt::build(&conf, previous.map(|p| &p.identity), clock, mode).await;
+        errs.extend(ierrs);
         let certs = match CertStore::load(&conf.tls.certificates) {
             Ok(c) => c,
             Err(e) => {
@@ -148,7 +156,11 @@ impl Snapshot {
                 router.insert(h, &path, routes.len());
             }
             let name: Arc<str> = r.name.as_str().into();
+            let Some(auth) = identity.route(i, r, &mut errs) else {
+                continue;
+            };
             routes.push(Arc::new(RouteRt {
+                auth,
                 index: routes.len(),
                 metrics: RouteMetrics::new(&name),
                 name,
@@ -187,6 +199,8 @@ impl Snapshot {
             https_port: https_port.filter(|p| *p != 443),
             certs: Arc::new(certs),
             access_log: conf.access_log.enabled,
+            identity,
+            audit_allow_sample_rate: conf.audit.allow_sample_rate,
             router,
             routes,
             conf: Arc::new(conf),
@@ -205,7 +219,7 @@ fn pool_settings(r: &Route, conf: &ConfFile, i: usize) -> Result<PoolSettings, F
             let (ca, fp) = match &t.ca_file {
                 None => (None, 0),
                 Some(f) => {
-                    let (ca, fp) = load_ca(f.path()).map_err(|m| {
+                    let (ca, fp) = load_ca(f).map_err(|m| {
                         FieldError::new(format!("routes[{i}].upstream_tls.ca_file"), m)
                     })?;
                     (Some(ca), fp)
@@ -266,9 +280,11 @@ fn pool_settings(r: &Route, conf: &ConfFile, i: usize) -> Result<PoolSettings, F
     })
 }
 
-fn load_ca(path: &std::path::Path) -> Result<(Arc<pingora::protocols::tls::CaType>, u64), String> {
+fn load_ca(
+    path: &warden_plugins::conf::ConfPath,
+) -> Result<(Arc<pingora::protocols::tls::CaType>, u64), String> {
     use pingora::utils::tls::{parse_x509, WrappedX509};
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let pem = std::fs::read(path.path()).map_err(|e| format!("cannot read `{path}`: {e}"))?;
     let mut reader = std::io::BufReader::new(&pem[..]);
     let mut certs = Vec::new();
     for item in rustls_pemfile::certs(&mut reader) {

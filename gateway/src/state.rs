@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 pub struct State {
     pub snapshot: ArcSwap<Snapshot>,
+    /// Sessions, blocks and the clock: they outlive conf versions.
+    pub shared: crate::identity::Shared,
     pub conf_path: PathBuf,
     reload_lock: tokio::sync::Mutex<()>,
     /// Hash of the conf text last applied: file watchers fire on touches and on writes that
@@ -45,12 +47,18 @@ impl State {
         let loaded = conf::parse(&text, &conf_path.display().to_string())?;
         let listen = loaded.conf.listen.clone();
         let admin_listen = loaded.conf.admin.listen.clone();
-        let snap = Snapshot::build(loaded.conf.clone(), 1, None, BuildMode::Serve)
+        let clock = warden_plugins::clock::system();
+        let snap = Snapshot::build(loaded.conf.clone(), 1, None, &clock, BuildMode::Serve)
             .await
             .map_err(|e| loaded.locate(e))?;
         let snap = Arc::new(snap);
         apply_side_effects(&snap);
+        // Both series exist from the start (at 0), so an alert on errors fires on the first.
+        for result in ["ok", "error"] {
+            crate::metrics::CONFIG_RELOADS_TOTAL.with_label_values(&[result]);
+        }
         Ok(Arc::new(State {
+            shared: crate::identity::Shared::new(&loaded.conf, clock, true),
             snapshot: ArcSwap::new(snap),
             conf_path,
             reload_lock: tokio::sync::Mutex::new(()),
@@ -124,13 +132,15 @@ impl State {
             loaded.conf.clone(),
             generation,
             Some(&old),
+            &self.shared.clock,
             BuildMode::Serve,
         )
         .await
         .map_err(|e| loaded.locate(e))?;
         let snap = Arc::new(snap);
+        // Swap first: whoever sees the new generation in `/metrics` must also get it served.
+        self.snapshot.store(snap.clone());
         apply_side_effects(&snap);
-        self.snapshot.store(snap);
         self.applied_text.store(hash, Ordering::Release);
         Ok(ReloadOutcome::Applied { generation })
     }
@@ -148,9 +158,20 @@ fn read(path: &std::path::Path) -> Result<String, Vec<ConfError>> {
     })
 }
 
-/// What a new snapshot changes outside itself: certificates and the reload metrics.
+/// What a new snapshot changes outside itself: certificates, upstream health and the reload
+/// metrics.
 fn apply_side_effects(snap: &Arc<Snapshot>) {
     crate::tls::RESOLVER.set(snap.certs.clone());
+    // Republished from the pools now serving: a replaced pool's series may name backends that
+    // are gone, and a kept pool's must survive the pool it replaced.
+    let mut members = std::collections::HashSet::new();
+    for route in &snap.routes {
+        route.pool.publish_health();
+        for b in route.pool.backends() {
+            members.insert((route.name.to_string(), b.addr.to_string()));
+        }
+    }
+    crate::metrics::retain_upstream_health(&members);
     crate::metrics::CONFIG_GENERATION.set(snap.generation as i64);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -74,15 +74,23 @@ impl CertStore {
 }
 
 fn load_pair(c: &crate::conf::types::Certificate) -> Result<CertifiedKey, String> {
-    let (cert, key) = (c.cert.display().to_string(), c.key.display().to_string());
-    let (chain, key_der) = match pingora::tls::load_certs_and_key_files(&cert, &key) {
+    let (cert, key) = (c.cert.display(), c.key.display());
+    for f in [&c.cert, &c.key] {
+        if let Err(e) = std::fs::metadata(f.path()) {
+            return Err(format!("cannot read `{f}`: {e}"));
+        }
+    }
+    let (chain, key_der) = match pingora::tls::load_certs_and_key_files(
+        &c.cert.path().display().to_string(),
+        &c.key.path().display().to_string(),
+    ) {
         Ok(Some(pair)) => pair,
         Ok(None) => {
             return Err(format!(
                 "no certificate in `{cert}` or no private key in `{key}`"
             ))
         }
-        Err(e) => return Err(format!("cannot read `{cert}` / `{key}`: {e}")),
+        Err(e) => return Err(format!("cannot load `{cert}` / `{key}`: {e}")),
     };
     let provider = CryptoProvider::get_default()
         .ok_or_else(|| "no TLS crypto provider installed".to_string())?;

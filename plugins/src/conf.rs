@@ -61,23 +61,43 @@ pub fn with_base_dir<T>(dir: &std::path::Path, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// A file path in conf; relative paths are relative to the conf file's directory.
+/// A file path in conf; relative paths are relative to the conf file's directory. Messages
+/// show the path as written, so they read the same on every machine.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConfPath(pub std::path::PathBuf);
+pub struct ConfPath {
+    resolved: std::path::PathBuf,
+    written: String,
+}
 
 impl ConfPath {
-    pub fn path(&self) -> &std::path::Path {
-        &self.0
+    pub fn new(written: impl Into<String>) -> Self {
+        let written = written.into();
+        Self {
+            resolved: written.clone().into(),
+            written,
+        }
     }
 
-    pub fn display(&self) -> std::path::Display<'_> {
-        self.0.display()
+    /// The path to open.
+    pub fn path(&self) -> &std::path::Path {
+        &self.resolved
+    }
+
+    /// The path as the conf wrote it.
+    pub fn display(&self) -> &str {
+        &self.written
+    }
+}
+
+impl std::fmt::Display for ConfPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.written)
     }
 }
 
 impl AsRef<std::path::Path> for ConfPath {
     fn as_ref(&self) -> &std::path::Path {
-        &self.0
+        &self.resolved
     }
 }
 
@@ -87,14 +107,19 @@ impl<'de> Deserialize<'de> for ConfPath {
         if s.is_empty() {
             return Err(de::Error::custom("a file path cannot be empty"));
         }
-        let p = std::path::PathBuf::from(s);
-        if p.is_absolute() {
-            return Ok(ConfPath(p));
-        }
-        Ok(ConfPath(BASE_DIR.with(|b| match &*b.borrow() {
-            Some(base) => base.join(&p),
-            None => p,
-        })))
+        let p = std::path::PathBuf::from(&s);
+        let resolved = if p.is_absolute() {
+            p
+        } else {
+            BASE_DIR.with(|b| match &*b.borrow() {
+                Some(base) => base.join(&p),
+                None => p,
+            })
+        };
+        Ok(ConfPath {
+            resolved,
+            written: s,
+        })
     }
 }
 
@@ -288,7 +313,9 @@ mod tests {
 
     #[test]
     fn conf_paths_are_relative_to_the_conf_dir() {
-        let parse = |s: &str| serde_json::from_value::<ConfPath>(serde_json::json!(s)).map(|p| p.0);
+        let parse = |s: &str| {
+            serde_json::from_value::<ConfPath>(serde_json::json!(s)).map(|p| p.path().to_path_buf())
+        };
         let base = std::path::Path::new("/etc/warden");
         assert_eq!(
             with_base_dir(base, || parse("tls/a.crt")).ok(),
@@ -299,6 +326,11 @@ mod tests {
             Some("/abs/a.crt".into())
         );
         assert!(parse("").is_err());
+        let p = with_base_dir(base, || {
+            serde_json::from_value::<ConfPath>(serde_json::json!("tls/a.crt"))
+        })
+        .unwrap();
+        assert_eq!(p.to_string(), "tls/a.crt");
     }
 
     #[test]

@@ -28,3 +28,57 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// Polls `condition` until it holds, failing the test after 15 s. For conditions Warden makes
+/// observable (metrics, probes, logs) where no event can be awaited.
+pub async fn eventually<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still not true after 15s: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Which test upstream answered (its `x-upstream` header), if one did.
+pub fn served_by(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get("x-upstream")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Upstreams named `a`, `b` and `c`, with the conf variables `A`, `B` and `C` for their
+/// addresses.
+pub async fn three_upstreams() -> ([Upstream; 3], [(&'static str, String); 3]) {
+    let ups = [
+        Upstream::start("a").await,
+        Upstream::start("b").await,
+        Upstream::start("c").await,
+    ];
+    let vars = [
+        ("A", ups[0].address()),
+        ("B", ups[1].address()),
+        ("C", ups[2].address()),
+    ];
+    (ups, vars)
+}
+
+/// Sends `GET url` with `host` in the background (for requests that must be in flight while
+/// the test does something else).
+pub fn spawn_get(url: String, host: &'static str) -> tokio::task::JoinHandle<reqwest::Response> {
+    tokio::spawn(async move {
+        client()
+            .get(url)
+            .header("host", host)
+            .send()
+            .await
+            .expect("background request")
+    })
+}

@@ -1,6 +1,7 @@
 //! Real upstream servers for the tests: HTTP/1.1 and h2c (prior knowledge) on one port, an echo
 //! of what they received as JSON, plus `/slow/{ms}`, `/status/{code}`, `/health` and a
-//! websocket echo on `/ws`.
+//! websocket echo on `/ws`. [`Upstream::start_tls`] serves the same over TLS (h2 or HTTP/1.1 by
+//! ALPN).
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -15,6 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
 
 /// What an upstream saw of one request (the JSON body of its echo).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -46,6 +49,7 @@ struct Shared {
 pub struct Upstream {
     pub addr: SocketAddr,
     shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
     stop: Option<watch::Sender<bool>>,
 }
 
@@ -54,10 +58,19 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind upstream");
-        Self::serve(name, listener)
+        Self::serve(name, listener, None)
     }
 
-    fn serve(name: &str, listener: TcpListener) -> Self {
+    /// An upstream that speaks TLS only, with the given server configuration
+    /// (see [`crate::certs::TestCa::server_config`]).
+    pub async fn start_tls(name: &str, config: Arc<ServerConfig>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        Self::serve(name, listener, Some(TlsAcceptor::from(config)))
+    }
+
+    fn serve(name: &str, listener: TcpListener, tls: Option<TlsAcceptor>) -> Self {
         let addr = listener.local_addr().expect("addr");
         let shared = Arc::new(Shared {
             name: name.into(),
@@ -67,6 +80,7 @@ impl Upstream {
         let mut up = Upstream {
             addr,
             shared,
+            tls,
             stop: None,
         };
         up.run(listener);
@@ -77,6 +91,7 @@ impl Upstream {
         let (tx, rx) = watch::channel(false);
         self.stop = Some(tx);
         let shared = self.shared.clone();
+        let tls = self.tls.clone();
         tokio::spawn(async move {
             let mut stop = rx.clone();
             loop {
@@ -86,13 +101,20 @@ impl Upstream {
                 };
                 let shared = shared.clone();
                 let mut conn_stop = rx.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
-                    let builder =
-                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(sock), svc);
+                    let served = async {
+                        match tls {
+                            None => serve_connection(sock, shared).await,
+                            Some(tls) => {
+                                if let Ok(stream) = tls.accept(sock).await {
+                                    serve_connection(stream, shared).await;
+                                }
+                            }
+                        }
+                    };
                     tokio::select! {
-                        _ = conn => {},
+                        _ = served => {},
                         _ = conn_stop.changed() => {},
                     }
                 });
@@ -144,6 +166,18 @@ impl Drop for Upstream {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// HTTP/1.1 (with upgrades) or HTTP/2, whichever the client speaks.
+async fn serve_connection<I>(io: I, shared: Arc<Shared>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let _ = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), svc)
+        .await;
 }
 
 fn reply(status: u16, ctype: &str, body: impl Into<Bytes>, name: &str) -> Response<Full<Bytes>> {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 static BUILD: Once = Once::new();
 
-/// The release `warden` binary, built once per test process if needed (`WARDEN_BIN` overrides).
+/// The release `warden` binary. `cargo test --workspace` builds it (the `warden` package's
+/// own integration tests need it); when it is missing it is built here, once. `WARDEN_BIN`
+/// overrides the path.
 pub fn binary() -> PathBuf {
     if let Ok(p) = std::env::var("WARDEN_BIN") {
         return PathBuf::from(p);
@@ -20,16 +22,20 @@ pub fn binary() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
+    let bin = target.join("release").join("warden");
     BUILD.call_once(|| {
+        if bin.exists() {
+            return;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--release", "-p", "warden", "--bin", "warden"])
+            .args(["build", "--release", "--workspace", "--bin", "warden"])
             .current_dir(&root)
             .status()
             .expect("run cargo build");
         assert!(status.success(), "building warden failed");
     });
-    target.join("release").join("warden")
+    bin
 }
 
 /// A running Warden with its own temp dir, conf file and ports.
@@ -73,20 +79,24 @@ impl Setup {
     /// Replaces `${HTTP}`, `${HTTPS}`, `${ADMIN}` (addresses) and `${DIR}` in a conf template,
     /// then each `${KEY}` of `vars`.
     pub fn render(&self, template: &str, vars: &[(&str, String)]) -> String {
-        let mut s = template
-            .replace("${HTTP}", &format!("127.0.0.1:{}", self.http))
-            .replace("${HTTPS}", &format!("127.0.0.1:{}", self.https))
-            .replace("${ADMIN}", &format!("127.0.0.1:{}", self.admin))
-            .replace("${DIR}", &self.dir.path().display().to_string());
-        for (k, v) in vars {
-            s = s.replace(&format!("${{{k}}}"), v);
-        }
-        assert!(!s.contains("${"), "unfilled placeholder in conf:\n{s}");
-        s
+        render(
+            template,
+            [self.http, self.https, self.admin],
+            self.dir.path(),
+            vars,
+        )
     }
 
     /// Writes the conf and starts Warden, returning once `/readyz` says ready.
     pub async fn start(self, template: &str, vars: &[(&str, String)]) -> Warden {
+        let mut w = self.spawn_unready(template, vars);
+        w.wait_ready().await;
+        w
+    }
+
+    /// Writes the conf and starts Warden without waiting for it to become ready (for tests of
+    /// readiness itself).
+    pub fn spawn_unready(self, template: &str, vars: &[(&str, String)]) -> Warden {
         let conf = self.render(template, vars);
         let conf_path = self.path("warden.yaml");
         std::fs::write(&conf_path, conf).expect("write conf");
@@ -99,12 +109,35 @@ impl Setup {
             dir: self.dir,
         };
         w.spawn();
-        w.wait_ready().await;
         w
     }
 }
 
+fn render(template: &str, ports: [u16; 3], dir: &Path, vars: &[(&str, String)]) -> String {
+    let [http, https, admin] = ports;
+    let mut s = template
+        .replace("${HTTP}", &format!("127.0.0.1:{http}"))
+        .replace("${HTTPS}", &format!("127.0.0.1:{https}"))
+        .replace("${ADMIN}", &format!("127.0.0.1:{admin}"))
+        .replace("${DIR}", &dir.display().to_string());
+    for (k, v) in vars {
+        s = s.replace(&format!("${{{k}}}"), v);
+    }
+    assert!(!s.contains("${"), "unfilled placeholder in conf:\n{s}");
+    s
+}
+
 impl Warden {
+    /// Fills a conf template for this Warden, as [`Setup::render`] does.
+    pub fn render(&self, template: &str, vars: &[(&str, String)]) -> String {
+        render(
+            template,
+            [self.http, self.https, self.admin],
+            self.dir.path(),
+            vars,
+        )
+    }
+
     fn spawn(&mut self) {
         let out = std::fs::File::create(self.dir.path().join("stdout.log")).expect("stdout log");
         let err = std::fs::File::create(self.dir.path().join("stderr.log")).expect("stderr log");
@@ -249,6 +282,22 @@ impl Warden {
 
     pub async fn metric(&self, name: &str) -> Option<f64> {
         self.metric_with(name, &[]).await
+    }
+
+    /// Waits until the metric (as [`Warden::metric_with`] sums it) has the value `want`.
+    pub async fn wait_metric(&self, name: &str, labels: &[&str], want: f64) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let now = self.metric_with(name, labels).await;
+            if now == Some(want) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}{labels:?} is {now:?}, not {want}, after 15s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits for the process to exit and returns its exit code.

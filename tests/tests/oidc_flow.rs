@@ -679,7 +679,8 @@ async fn forged_or_wrong_logout_tokens_are_refused() {
             o.remove(*n);
         }
     }
-    let cases: [(&str, fn(&mut serde_json::Value)); 7] = [
+    type Change = fn(&mut serde_json::Value);
+    let cases: [(&str, Change); 7] = [
         ("nonce", |c| c["nonce"] = json!("n")),
         ("no events", |c| remove(c, &["events"])),
         ("wrong event", |c| c["events"] = json!({"urn:other": {}})),

@@ -8,12 +8,12 @@ const CONF: &str = r#"
 listen: { http: "${HTTP}" }
 admin: { listen: "${ADMIN}" }
 routes:
-  - { name: root, host: app.example.com, upstreams: ["${ROOT}"] }
-  - { name: api, host: app.example.com, path_prefix: /api, upstreams: ["${API}"] }
-  - { name: api-v2, host: app.example.com, path_prefix: /api/v2/, upstreams: ["${V2}"] }
-  - { name: login, host: app.example.com, path_exact: /api/login, upstreams: ["${LOGIN}"] }
-  - { name: wild, host: "*.example.com", upstreams: ["${WILD}"] }
-  - { name: multi, host: [a.test, b.test], upstreams: ["${WILD}"] }
+  - { name: root, host: app.example.com, upstreams: ["${ROOT}"], public: true }
+  - { name: api, host: app.example.com, path_prefix: /api, upstreams: ["${API}"], public: true }
+  - { name: api-v2, host: app.example.com, path_prefix: /api/v2/, upstreams: ["${V2}"], public: true }
+  - { name: login, host: app.example.com, path_exact: /api/login, upstreams: ["${LOGIN}"], public: true }
+  - { name: wild, host: "*.example.com", upstreams: ["${WILD}"], public: true }
+  - { name: multi, host: [a.test, b.test], upstreams: ["${WILD}"], public: true }
 "#;
 
 async fn upstream_for(w: &warden_tests::Warden, host: &str, path: &str) -> (u16, Option<String>) {
@@ -138,7 +138,7 @@ listen: { http: "${HTTP}" }
 admin: { listen: "${ADMIN}" }
 default_route: fallback
 routes:
-  - { name: fallback, host: fallback.internal, upstreams: ["${UP}"] }
+  - { name: fallback, host: fallback.internal, upstreams: ["${UP}"], public: true }
 "#;
     let w = Setup::new().start(conf, &[("UP", up.address())]).await;
     assert_eq!(
@@ -159,6 +159,7 @@ routes:
     path_prefix: /svc
     rewrite_prefix: /internal
     upstreams: ["${UP}"]
+    public: true
     request_headers: { set: { x-env: test }, remove: [x-remove-me] }
     response_headers: { set: { x-served-by: warden } }
 "#;
@@ -207,7 +208,7 @@ listen: { http: "${HTTP}" }
 admin: { listen: "${ADMIN}" }
 trusted_proxies: ["127.0.0.0/8"]
 routes:
-  - { name: echo, host: echo.test, upstreams: ["${UP}"] }
+  - { name: echo, host: echo.test, upstreams: ["${UP}"], public: true }
 "#;
     let w = Setup::new().start(conf, &[("UP", up.address())]).await;
     let echo: Echo = client()

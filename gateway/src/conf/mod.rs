@@ -43,6 +43,27 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<ConfError>> {
 }
 
 /// Parses conf text; relative file paths in it are resolved against `file`'s directory.
+/// Identity sections keep plain `PathBuf`s; relative ones are made relative to the conf file's
+/// directory here, as `ConfPath` does for the gateway's own sections.
+fn resolve_plugin_paths(conf: &mut types::ConfFile, base: &Path) {
+    let fix = |p: &mut std::path::PathBuf| {
+        if p.is_relative() && !p.as_os_str().is_empty() {
+            *p = base.join(&*p);
+        }
+    };
+    if let Some(c) = &mut conf.identity.cookie {
+        fix(&mut c.secret_file);
+    }
+    for i in &mut conf.identity.jwt_issuers {
+        for p in [&mut i.jwks_file, &mut i.ca_file, &mut i.token_file]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
+    }
+}
+
 pub fn parse(src: &str, file: &str) -> Result<Loaded, Vec<ConfError>> {
     let base = Path::new(file).parent().map(|p| {
         if p.as_os_str().is_empty() {
@@ -54,9 +75,10 @@ pub fn parse(src: &str, file: &str) -> Result<Loaded, Vec<ConfError>> {
     let base = base
         .and_then(|b| b.canonicalize().ok())
         .unwrap_or_else(|| Path::new(".").to_path_buf());
-    let (conf, doc) = warden_plugins::conf::with_base_dir(&base, || {
+    let (mut conf, doc) = warden_plugins::conf::with_base_dir(&base, || {
         yaml::from_str::<types::ConfFile>(src, file)
     })?;
+    resolve_plugin_paths(&mut conf, &base);
     let loaded = Loaded {
         conf,
         doc,

@@ -6,8 +6,12 @@
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use warden_plugins::annotate::{AssertionConf, IdentityHeadersConf, KubernetesConf};
 use warden_plugins::conf::ConfPath;
 use warden_plugins::conf::{ByteSize, Duration};
+use warden_plugins::jwt::JwtIssuerConf;
+use warden_plugins::policy::{NamedPolicies, PolicyRef};
+use warden_plugins::session::{CookieConf, MemoryStoreConf};
 
 /// A value that may be written as one item or a list of items.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -53,7 +57,109 @@ pub struct ConfFile {
     #[serde(default)]
     pub default_route: Option<String>,
     #[serde(default)]
+    pub identity: IdentityConf,
+    #[serde(default)]
+    pub sessions: SessionsConf,
+    /// Named policies that routes refer to by name (`policy: engineers`).
+    #[serde(default)]
+    pub policies: NamedPolicies,
+    #[serde(default)]
+    pub audit: AuditConf,
+    #[serde(default)]
     pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConf {
+    /// The session cookie (needed by routes with `auth.login`).
+    #[serde(default)]
+    pub cookie: Option<CookieConf>,
+    /// Issuers of bearer tokens (`auth.bearer` on routes).
+    #[serde(default)]
+    pub jwt_issuers: Vec<JwtIssuerConf>,
+    /// Verified bearer tokens kept (a repeated token costs a lookup, not a signature check).
+    #[serde(default = "default_token_cache_size")]
+    pub token_cache_size: usize,
+    /// Larger `Authorization` headers are refused with 431.
+    #[serde(default = "default_max_authorization")]
+    pub max_authorization_size: ByteSize,
+    /// Warden as an issuer: the signed `X-Warden-Jwt-Assertion` upstreams (and kube-apiserver)
+    /// can verify.
+    #[serde(default)]
+    pub assertion: Option<AssertionConf>,
+}
+
+fn default_token_cache_size() -> usize {
+    warden_plugins::jwt::DEFAULT_TOKEN_CACHE_SIZE
+}
+fn default_max_authorization() -> ByteSize {
+    ByteSize(8 * 1024)
+}
+
+impl Default for IdentityConf {
+    fn default() -> Self {
+        Self {
+            cookie: None,
+            jwt_issuers: Vec::new(),
+            token_cache_size: default_token_cache_size(),
+            max_authorization_size: default_max_authorization(),
+            assertion: None,
+        }
+    }
+}
+
+/// Where sessions live. `memory` serves one replica; several replicas share a store.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStoreKind {
+    #[default]
+    Memory,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConf {
+    #[serde(default)]
+    pub store: SessionStoreKind,
+    #[serde(default)]
+    pub memory: MemoryStoreConf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConf {
+    /// `stdout`, `stderr` or a file path; the access log is separate.
+    #[serde(default = "default_audit_target")]
+    pub target: String,
+    /// Share of allowed requests also written to the audit log (denials always are).
+    #[serde(default)]
+    pub allow_sample_rate: f64,
+}
+
+fn default_audit_target() -> String {
+    "stderr".into()
+}
+
+impl Default for AuditConf {
+    fn default() -> Self {
+        Self {
+            target: default_audit_target(),
+            allow_sample_rate: 0.0,
+        }
+    }
+}
+
+/// How callers of a route prove who they are.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteAuth {
+    /// OIDC provider for browser logins (`identity.providers`).
+    #[serde(default)]
+    pub login: Option<String>,
+    /// Accepted bearer-token issuers (`identity.jwt_issuers`).
+    #[serde(default)]
+    pub bearer: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,10 +341,28 @@ pub struct Route {
     pub upstream_protocol: UpstreamProtocol,
     #[serde(default)]
     pub upstream_tls: Option<UpstreamTls>,
-    /// Serve without authentication. Until identity is configured every route is open; once
-    /// it is, this is the only way to leave a route unauthenticated.
+    /// Serve without authentication or policy: the only way to leave a route open.
     #[serde(default)]
     pub public: bool,
+    #[serde(default)]
+    pub auth: Option<RouteAuth>,
+    /// Who may do what (inline, or the name of an entry of `policies`). Required unless
+    /// `public: true`.
+    #[serde(default)]
+    pub policy: Option<PolicyRef>,
+    /// Evaluated beside `policy` and only logged and counted when it disagrees: for rollouts.
+    #[serde(default)]
+    pub policy_shadow: Option<PolicyRef>,
+    /// Include the deciding rule in denial responses (it always goes to the audit log).
+    #[serde(default)]
+    pub deny_detail: bool,
+    /// What the upstream is told about the caller (default: `X-Warden-*` headers, and the
+    /// signed assertion when `identity.assertion` is set).
+    #[serde(default)]
+    pub identity_headers: Option<IdentityHeadersConf>,
+    /// A Kubernetes API route: Warden's service-account token plus impersonation headers.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConf>,
 }
 
 fn default_retries() -> usize {

@@ -41,8 +41,8 @@ pub fn validate(c: &ConfFile) -> Vec<FieldError> {
     }
     if c.listen.https.is_some() && c.tls.certificates.is_empty() {
         err(
-            "tls.certificates".into(),
-            "the https listener needs at least one certificate".into(),
+            "listen.https".into(),
+            "the https listener needs at least one certificate in `tls.certificates`".into(),
         );
     }
     if c.listen.redirect_to_https && c.listen.https.is_none() {
@@ -282,7 +282,145 @@ pub fn validate(c: &ConfFile) -> Vec<FieldError> {
             err("default_route".into(), format!("no route is named `{d}`"));
         }
     }
+    validate_identity(c, &mut errs);
     errs
+}
+
+/// Identity sections and how routes refer to them.
+fn validate_identity(c: &ConfFile, errs: &mut Vec<FieldError>) {
+    let id = &c.identity;
+    errs.extend(
+        warden_plugins::jwt::BearerAuth::validate_conf(&id.jwt_issuers)
+            .into_iter()
+            .map(|e| e.under("identity.jwt_issuers")),
+    );
+    if let Some(cookie) = &id.cookie {
+        errs.extend(
+            cookie
+                .validate()
+                .into_iter()
+                .map(|e| e.under("identity.cookie")),
+        );
+    }
+    if let Some(a) = &id.assertion {
+        errs.extend(
+            a.validate()
+                .into_iter()
+                .map(|e| e.under("identity.assertion")),
+        );
+    }
+    if id.token_cache_size == 0 {
+        errs.push(FieldError::new(
+            "identity.token_cache_size",
+            "must be at least 1",
+        ));
+    }
+    if id.max_authorization_size.0 < 1024 {
+        errs.push(FieldError::new(
+            "identity.max_authorization_size",
+            "must be at least 1KiB",
+        ));
+    }
+    if !(0.0..=1.0).contains(&c.audit.allow_sample_rate) {
+        errs.push(FieldError::new(
+            "audit.allow_sample_rate",
+            "must be between 0 and 1",
+        ));
+    }
+    if c.audit.target.is_empty() {
+        errs.push(FieldError::new(
+            "audit.target",
+            "use `stdout`, `stderr` or a file path",
+        ));
+    }
+    // Policies compile again when the snapshot is built; compiling here too lets `check`
+    // report policy mistakes together with every other mistake.
+    let (policies, perrs) = c.policies.compile();
+    // Errors come addressed as `policies.<name>...` already.
+    errs.extend(perrs);
+    for (i, r) in c.routes.iter().enumerate() {
+        for (field, pref) in [("policy", &r.policy), ("policy_shadow", &r.policy_shadow)] {
+            if let Some(pr) = pref {
+                if let Err(e) = policies.resolve(pr) {
+                    errs.extend(
+                        e.into_iter()
+                            .map(|e| e.under(&format!("routes[{i}].{field}"))),
+                    );
+                }
+            }
+        }
+    }
+    if c.sessions.memory.capacity == 0 {
+        errs.push(FieldError::new(
+            "sessions.memory.capacity",
+            "must be at least 1",
+        ));
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        let p = format!("routes[{i}]");
+        if let Some(ih) = &r.identity_headers {
+            errs.extend(
+                ih.validate()
+                    .into_iter()
+                    .map(|e| e.under(&format!("{p}.identity_headers"))),
+            );
+        }
+        if let Some(k) = &r.kubernetes {
+            errs.extend(
+                k.validate()
+                    .into_iter()
+                    .map(|e| e.under(&format!("{p}.kubernetes"))),
+            );
+            if r.public {
+                errs.push(FieldError::new(
+                    format!("{p}.kubernetes"),
+                    "a Kubernetes API route must authenticate its callers: remove `public: true`",
+                ));
+            }
+        }
+        if r.public {
+            for (field, set) in [
+                ("auth", r.auth.is_some()),
+                ("policy", r.policy.is_some()),
+                ("policy_shadow", r.policy_shadow.is_some()),
+            ] {
+                if set {
+                    errs.push(FieldError::new(
+                        format!("{p}.{field}"),
+                        "a `public: true` route has no authentication or policy; remove `public` to protect the route",
+                    ));
+                }
+            }
+            continue;
+        }
+        let auth = r.auth.clone().unwrap_or_default();
+        if auth.login.is_none() && auth.bearer.is_empty() {
+            errs.push(FieldError::new(
+                format!("{p}.auth"),
+                "say how callers authenticate (`auth: { login: PROVIDER }` and/or `auth: { bearer: [ISSUER] }`), or set `public: true` to serve the route without authentication",
+            ));
+        }
+        if r.policy.is_none() {
+            errs.push(FieldError::new(
+                format!("{p}.policy"),
+                "every protected route needs a policy (default deny); set `public: true` to serve the route without one",
+            ));
+        }
+        if let Some(login) = &auth.login {
+            errs.push(FieldError::new(
+                format!("{p}.auth.login"),
+                format!("no OIDC provider named `{login}` in `identity.providers`"),
+            ));
+        }
+        for (j, b) in auth.bearer.iter().enumerate() {
+            if !id.jwt_issuers.iter().any(|x| &x.name == b) {
+                errs.push(FieldError::new(
+                    format!("{p}.auth.bearer[{j}]"),
+                    format!("no issuer named `{b}` in `identity.jwt_issuers`"),
+                ));
+            }
+        }
+    }
 }
 
 fn check_header_ops(ops: &HeaderOps, p: &str, err: &mut impl FnMut(String, String)) {

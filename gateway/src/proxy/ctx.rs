@@ -54,6 +54,13 @@ pub struct Ctx {
     pub upstream: Option<SocketAddr>,
     pub body_bytes: u64,
     pub refusal: Option<Refusal>,
+    /// The verified caller (absent on public routes).
+    pub identity: Option<Arc<warden_plugins::Identity>>,
+    pub session: Option<Arc<warden_plugins::session::Session>>,
+    /// The normalised path when it differs from the request's (it is what goes upstream).
+    pub normalized_path: Option<String>,
+    /// Identity headers, assertion and impersonation prepared for the upstream request.
+    pub prepared: Option<warden_plugins::annotate::Prepared>,
 }
 
 impl Ctx {
@@ -71,6 +78,10 @@ impl Ctx {
             upstream: None,
             body_bytes: 0,
             refusal: None,
+            identity: None,
+            session: None,
+            normalized_path: None,
+            prepared: None,
         }
     }
 }

@@ -1,7 +1,10 @@
 //! The `ProxyHttp` implementation: Pingora's phases, in order, for every request.
 
+pub mod annotate;
+pub mod auth;
 pub mod ctx;
 pub mod forwarded;
+pub mod pages;
 pub mod respond;
 
 use crate::routing::normalize_host;
@@ -119,7 +122,27 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
 
-        let path = req.uri.path();
+        // Paths are normalised once: routing, policy and the upstream all see the same path,
+        // so `/x/../admin`, `/%61dmin` and `//admin` cannot slip past a rule on `/admin`.
+        let path = match warden_plugins::path::normalize(req.uri.path()) {
+            Ok(std::borrow::Cow::Borrowed(_)) => None,
+            Ok(std::borrow::Cow::Owned(p)) => Some(p),
+            Err(e) => {
+                ctx.snapshot = Some(snap);
+                let msg = format!("the request path is invalid: {e}");
+                return self.refuse(session, ctx, 400, "bad_path", &msg).await;
+            }
+        };
+        ctx.normalized_path = path;
+        let path = ctx.normalized_path.as_deref().unwrap_or(req.uri.path());
+        if path.starts_with("/.well-known/") {
+            if let Some((status, ctype, body)) = well_known(&snap, &host, path) {
+                ctx.snapshot = Some(snap);
+                let rid = ctx.request_id.clone();
+                respond::write(session, status, ctype, body, &[("x-request-id", &rid)]).await?;
+                return Ok(true);
+            }
+        }
         let Some(route) = snap
             .router
             .lookup(&host, path)
@@ -153,6 +176,35 @@ impl ProxyHttp for Gateway {
                         "the request body is larger than this route allows",
                     )
                     .await;
+            }
+        }
+        if !route.public {
+            let path = ctx
+                .normalized_path
+                .clone()
+                .unwrap_or_else(|| session.req_header().uri.path().to_string());
+            ctx.route = Some(route.clone());
+            let snap = ctx.snapshot.clone().unwrap_or_else(|| self.state.current());
+            if self.guard(session, ctx, &route, &snap, &path).await? {
+                return Ok(true);
+            }
+        }
+        let now = self.state.shared.now();
+        match route.auth.annotations.prepare(ctx.identity.as_ref(), now) {
+            Ok(p) => ctx.prepared = Some(p),
+            Err(e) => {
+                ctx.route = Some(route);
+                tracing::warn!(request_id = %ctx.request_id, reason = e.code(), error = %e, "cannot annotate the request");
+                let r = pages::Refusal {
+                    status: e.status().as_u16(),
+                    error: "annotation_failed",
+                    reason: e.code(),
+                    message: &e.to_string(),
+                    rule: None,
+                    request_id: &ctx.request_id,
+                };
+                pages::refuse(session, &r, &[]).await?;
+                return Ok(true);
             }
         }
         if session.is_upgrade_req() && !route.websocket {
@@ -287,30 +339,44 @@ impl ProxyHttp for Gateway {
         up.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
 
         if let Some(route) = &ctx.route {
+            // Strips what the client must not send (identity headers on every route), then
+            // adds what Warden verified.
+            let none = warden_plugins::annotate::Prepared::default();
+            route.auth.annotations.apply(
+                ctx.prepared.as_ref().unwrap_or(&none),
+                &mut annotate::UpstreamHeaders(up),
+            );
             for h in &route.request_headers.remove {
                 up.remove_header(h);
             }
             for (k, v) in &route.request_headers.set {
                 up.insert_header(k.clone(), v.clone())?;
             }
-            if let Some((from, to)) = &route.rewrite {
-                let path = up.uri.path();
-                if let Some(rest) = path.strip_prefix(from.as_str()) {
-                    let new_path = match (to.as_str(), rest) {
+        }
+        // The path upstream is the normalised one, after the route's prefix rewrite.
+        let current = up.uri.path();
+        let path = ctx.normalized_path.as_deref().unwrap_or(current);
+        let rewritten = ctx
+            .route
+            .as_ref()
+            .and_then(|r| r.rewrite.as_ref())
+            .and_then(|(from, to)| {
+                path.strip_prefix(from.as_str())
+                    .map(|rest| match (to.as_str(), rest) {
                         ("", "") => "/".to_string(),
                         ("", r) => r.to_string(),
                         (t, r) => format!("{t}{r}"),
-                    };
-                    let new = match up.uri.query() {
-                        Some(q) => format!("{new_path}?{q}"),
-                        None => new_path,
-                    };
-                    let uri = http::Uri::try_from(new).map_err(|e| {
-                        Error::because(ErrorType::InternalError, "rewriting the path", e)
-                    })?;
-                    up.set_uri(uri);
-                }
-            }
+                    })
+            });
+        let new_path = rewritten.as_deref().unwrap_or(path);
+        if new_path != current {
+            let new = match up.uri.query() {
+                Some(q) => format!("{new_path}?{q}"),
+                None => new_path.to_string(),
+            };
+            let uri = http::Uri::try_from(new)
+                .map_err(|e| Error::because(ErrorType::InternalError, "rewriting the path", e))?;
+            up.set_uri(uri);
         }
         Ok(())
     }
@@ -408,7 +474,7 @@ impl ProxyHttp for Gateway {
             return;
         }
         let req = session.req_header();
-        let mut line = crate::accesslog::Line::new();
+        let mut line = crate::jsonlog::Line::new();
         line.str("time", &jiff::Timestamp::now().to_string())
             .str("request_id", &ctx.request_id)
             .opt_str("route", ctx.route.as_ref().map(|r| &*r.name))
@@ -424,8 +490,34 @@ impl ProxyHttp for Gateway {
                 "protocol",
                 if session.is_http2() { "h2" } else { "http/1.1" },
             );
-        line.send();
+        line.send(crate::jsonlog::ACCESS.get());
     }
+}
+
+/// Warden's own documents for verifiers of its assertions: the JWKS on every host Warden
+/// serves, and on the assertion issuer's host the OpenID discovery document kube-apiserver
+/// reads.
+fn well_known(
+    snap: &crate::snapshot::Snapshot,
+    host: &str,
+    path: &str,
+) -> Option<(u16, &'static str, bytes::Bytes)> {
+    let (_, signer) = snap.identity.signer.as_ref()?;
+    let issuer_host = signer.issuer_host();
+    let on_issuer_host = issuer_host.as_deref() == Some(host);
+    if path == warden_plugins::annotate::JWKS_PATH
+        && (on_issuer_host || snap.router.serves_host(host))
+    {
+        return Some((200, "application/json", signer.jwks_json()));
+    }
+    if on_issuer_host && path == signer.discovery_path() {
+        return Some((
+            200,
+            "application/json",
+            signer.openid_configuration_json(&signer.default_jwks_uri()),
+        ));
+    }
+    None
 }
 
 fn class(status: u16) -> &'static str {

@@ -93,11 +93,9 @@ pub struct Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        // Its `warden_upstream_healthy` series are left alone: the pool that replaced this one
+        // may own them now. A reload removes the series no route uses any more.
         let _ = self.stop.send(true);
-        for b in self.backends() {
-            let _ = crate::metrics::UPSTREAM_HEALTHY
-                .remove_label_values(&[&*self.settings.route, &b.addr.to_string()]);
-        }
     }
 }
 
@@ -265,6 +263,19 @@ impl Pool {
         }
     }
 
+    /// Writes every member's current health to `warden_upstream_healthy`.
+    pub fn publish_health(&self) {
+        for b in self.backends() {
+            let healthy = match &self.balancer {
+                Balancer::RoundRobin(lb) => lb.backends().ready(&b),
+                Balancer::Hash(lb) => lb.backends().ready(&b),
+            };
+            crate::metrics::UPSTREAM_HEALTHY
+                .with_label_values(&[&*self.settings.route, &b.addr.to_string()])
+                .set(healthy as i64);
+        }
+    }
+
     /// How many members the pool has (healthy or not).
     pub fn size(&self) -> usize {
         match &self.balancer {
@@ -316,6 +327,9 @@ impl Pool {
             o.verify_cert = t.verify;
             o.verify_hostname = t.verify;
             o.ca = t.ca.clone();
+            // Pingora's connection reuse key leaves the CA out: without this, a connection
+            // verified against one route's CA would be reused by a route trusting another.
+            peer.group_key = t.ca_fingerprint;
         }
         Box::new(peer)
     }

@@ -1,37 +1,59 @@
-//! JSON access log lines with stable field names, written by a dedicated thread so that a slow
-//! log sink never stalls the proxy: lines are queued (bounded) and dropped, and counted, when
-//! the writer falls behind.
+//! JSON log lines (the access log, the audit log) with stable field names, written by a
+//! dedicated thread per target so that a slow sink never stalls the proxy: lines are queued
+//! (bounded) and dropped, and counted, when the writer falls behind. Logs sharing a target
+//! share its writer, so their lines never interleave.
 
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::OnceLock;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 const QUEUE_LINES: usize = 65_536;
 
-static SINK: OnceLock<SyncSender<Vec<u8>>> = OnceLock::new();
+/// A writer thread for one target (`stdout`, `stderr` or a file path, appended to).
+pub struct Sink {
+    tx: SyncSender<Vec<u8>>,
+}
 
-/// Starts the writer for `target` (`stdout`, `stderr` or a file path, appended to). Only the
-/// first call takes effect: the target cannot change without a restart.
-pub fn init(target: &str) -> std::io::Result<()> {
-    if SINK.get().is_some() {
-        return Ok(());
+static SINKS: LazyLock<Mutex<HashMap<String, Arc<Sink>>>> = LazyLock::new(Default::default);
+
+/// Where access log lines go (unset: not logged).
+pub static ACCESS: OnceLock<Arc<Sink>> = OnceLock::new();
+/// Where audit lines go.
+pub static AUDIT: OnceLock<Arc<Sink>> = OnceLock::new();
+
+impl Sink {
+    /// The sink for `target`, starting its writer on first use.
+    pub fn for_target(target: &str) -> std::io::Result<Arc<Sink>> {
+        let mut sinks = SINKS.lock();
+        if let Some(s) = sinks.get(target) {
+            return Ok(s.clone());
+        }
+        let out: Box<dyn Write + Send> = match target {
+            "stdout" => Box::new(std::io::stdout()),
+            "stderr" => Box::new(std::io::stderr()),
+            path => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            ),
+        };
+        let (tx, rx) = sync_channel(QUEUE_LINES);
+        std::thread::Builder::new()
+            .name("warden-log".into())
+            .spawn(move || write_loop(rx, out))?;
+        let sink = Arc::new(Sink { tx });
+        sinks.insert(target.to_string(), sink.clone());
+        Ok(sink)
     }
-    let out: Box<dyn Write + Send> = match target {
-        "stdout" => Box::new(std::io::stdout()),
-        "stderr" => Box::new(std::io::stderr()),
-        path => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?,
-        ),
-    };
-    let (tx, rx) = sync_channel(QUEUE_LINES);
-    std::thread::Builder::new()
-        .name("warden-accesslog".into())
-        .spawn(move || write_loop(rx, out))?;
-    let _ = SINK.set(tx);
-    Ok(())
+
+    fn send(&self, line: Vec<u8>) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
+            crate::metrics::ACCESS_LOG_DROPPED_TOTAL.inc();
+        }
+    }
 }
 
 fn write_loop(rx: Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
@@ -46,19 +68,36 @@ fn write_loop(rx: Receiver<Vec<u8>>, out: Box<dyn Write + Send>) {
     }
 }
 
+/// Starts the access log writer (only the first call counts: targets change at restart).
+pub fn init_access(target: &str) -> std::io::Result<()> {
+    if ACCESS.get().is_none() {
+        let _ = ACCESS.set(Sink::for_target(target)?);
+    }
+    Ok(())
+}
+
+/// Starts the audit log writer.
+pub fn init_audit(target: &str) -> std::io::Result<()> {
+    if AUDIT.get().is_none() {
+        let _ = AUDIT.set(Sink::for_target(target)?);
+    }
+    Ok(())
+}
+
 /// Waits (briefly) until queued lines are written, for a clean exit.
 pub fn flush() {
-    if let Some(tx) = SINK.get() {
-        // An empty line is a no-op write; once it is taken, everything before it was written
-        // or is being written.
+    let sinks: Vec<Arc<Sink>> = SINKS.lock().values().cloned().collect();
+    for sink in sinks {
+        // An empty line is a no-op write; once it is taken, what was queued before it is
+        // being written.
         for _ in 0..50 {
-            match tx.try_send(Vec::new()) {
+            match sink.tx.try_send(Vec::new()) {
                 Ok(()) => break,
                 Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    std::thread::sleep(std::time::Duration::from_millis(20));
 }
 
 pub struct Line {
@@ -118,14 +157,19 @@ impl Line {
         self
     }
 
-    /// Queues the line; drops it (and counts the drop) if the writer is behind.
-    pub fn send(mut self) {
+    /// Queues the line on `sink`; drops it (and counts the drop) if the writer is behind.
+    pub fn send(mut self, sink: Option<&Arc<Sink>>) {
         self.buf.extend_from_slice(b"}\n");
-        if let Some(tx) = SINK.get() {
-            if let Err(TrySendError::Full(_)) = tx.try_send(self.buf) {
-                crate::metrics::ACCESS_LOG_DROPPED_TOTAL.inc();
-            }
+        if let Some(s) = sink {
+            s.send(self.buf);
         }
+    }
+
+    pub fn bool(&mut self, k: &str, v: bool) -> &mut Self {
+        self.key(k);
+        self.buf
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        self
     }
 
     pub fn as_bytes(&self) -> &[u8] {

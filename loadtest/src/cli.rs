@@ -1,0 +1,315 @@
+//! The command line: `run` (one load run), `upstream` (the built-in upstream server) and
+//! `scenario` (a scenario file, or its plan with `--dry-run`).
+
+use crate::generator::target::{parse_header, Target, Tokens};
+use crate::generator::{self, Length, Mode, RunConfig, Watched};
+use crate::report::Report;
+use crate::scenario::{self, describe, driver, runner};
+use crate::status::ExpectStatus;
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Parser, Subcommand};
+use http::header::HeaderName;
+use http::Method;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use warden_plugins::conf::Duration;
+
+/// Warden's load-test harness.
+#[derive(Debug, Parser)]
+#[command(name = "warden-loadtest", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send load to a URL and report throughput, latency percentiles, errors and (with --pid)
+    /// the CPU time and memory of the processes under test.
+    Run(Box<RunArgs>),
+    /// Serve `200 OK` to everything (HTTP/1.1 keep-alive and h2c) as fast as possible.
+    Upstream(UpstreamArgs),
+    /// Run a scenario file, or print its plan with --dry-run.
+    Scenario(ScenarioArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The URL to send to (http:// only).
+    #[arg(long)]
+    pub url: String,
+    /// An extra request header, `Name: value` (repeatable; a Host here replaces the URL's).
+    #[arg(long = "header", short = 'H')]
+    pub headers: Vec<String>,
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// Open loop: this many requests per second, latency measured from each request's intended
+    /// send time.
+    #[arg(
+        long,
+        conflicts_with = "closed_loop",
+        required_unless_present = "closed_loop"
+    )]
+    pub rate: Option<f64>,
+    /// Closed loop: every connection sends back to back, for maximum throughput.
+    #[arg(long)]
+    pub closed_loop: bool,
+    /// Concurrent requests at most: HTTP/1.1 keep-alive connections, or HTTP/2 streams.
+    #[arg(long, default_value_t = 50)]
+    pub connections: usize,
+    /// How long the measured part lasts (`10s`, `1m`).
+    #[arg(long, conflicts_with = "requests")]
+    pub duration: Option<Duration>,
+    /// Or how many requests it measures.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Sent before the measured part and left out of the figures.
+    #[arg(long, default_value = "0s")]
+    pub warmup: Duration,
+    /// Speak HTTP/2 with prior knowledge (h2c).
+    #[arg(long)]
+    pub http2: bool,
+    /// HTTP/2: TCP connections the streams are multiplexed over (default: one per thread).
+    #[arg(long)]
+    pub h2_connections: Option<usize>,
+    /// Generator threads, each with its own single-threaded runtime.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// A request not answered within this counts as a timeout.
+    #[arg(long, default_value = "10s")]
+    pub timeout: Duration,
+    /// Statuses that count as success: codes and classes, comma-separated.
+    #[arg(long, default_value = "2xx")]
+    pub expect_status: ExpectStatus,
+    /// One header value per line, used one per request in turn (distinct tokens or sessions).
+    #[arg(long)]
+    pub tokens_file: Option<PathBuf>,
+    /// The header the tokens file fills: `authorization` or `cookie`.
+    #[arg(long, default_value = "authorization")]
+    pub tokens_header: String,
+    /// A process to measure (CPU time per request, RSS): `PID` or `NAME=PID` (repeatable).
+    #[arg(long = "pid")]
+    pub pids: Vec<String>,
+    /// Write the report as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Append a Markdown table row here (with the header when the file is new).
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// A name for this run in the reports.
+    #[arg(long)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpstreamArgs {
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ScenarioArgs {
+    pub file: PathBuf,
+    /// Check the file and print the plan without running anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write the phases' reports and the verdicts as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Append one Markdown row per measured phase here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Where started processes write their output (default: a temporary directory).
+    #[arg(long)]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> anyhow::Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Run(a) => run(&a),
+        Command::Upstream(a) => upstream(&a),
+        Command::Scenario(a) => scenario_cmd(&a),
+    }
+}
+
+/// `NAME=PID` or `PID`.
+fn parse_pid(s: &str) -> anyhow::Result<Watched> {
+    let (name, pid) = match s.split_once('=') {
+        Some((n, p)) => (Some(n.to_string()), p),
+        None => (None, s),
+    };
+    let pid = pid
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("--pid `{s}`: expected a process id or NAME=PID"))?;
+    Ok(Watched { pid, name })
+}
+
+/// The generator settings `a` asks for.
+pub fn run_config(a: &RunArgs) -> anyhow::Result<RunConfig> {
+    let headers = a
+        .headers
+        .iter()
+        .map(|h| parse_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tokens = match &a.tokens_file {
+        Some(f) => {
+            let header = HeaderName::from_bytes(a.tokens_header.to_ascii_lowercase().as_bytes())
+                .map_err(|_| {
+                    anyhow!("--tokens-header `{}` is not a header name", a.tokens_header)
+                })?;
+            Some(Tokens::from_file(f, header)?)
+        }
+        None => None,
+    };
+    let method = Method::from_bytes(a.method.as_bytes())
+        .map_err(|_| anyhow!("--method `{}` is not an HTTP method", a.method))?;
+    let target = Target::new(&a.url, method, headers, tokens, a.http2)?;
+    let mode = match (a.rate, a.closed_loop) {
+        (Some(rate), false) => Mode::Open { rate },
+        (None, true) => Mode::Closed,
+        _ => bail!("give either --rate RPS or --closed-loop"),
+    };
+    let length = match (a.duration, a.requests) {
+        (Some(d), None) => Length::Duration(d.get()),
+        (None, Some(n)) => Length::Requests(n),
+        (None, None) => Length::Duration(std::time::Duration::from_secs(10)),
+        (Some(_), Some(_)) => bail!("give either --duration or --requests"),
+    };
+    Ok(RunConfig {
+        target,
+        mode,
+        length,
+        warmup: a.warmup.get(),
+        connections: a.connections,
+        h2_connections: a.h2_connections.unwrap_or(a.threads),
+        threads: a.threads,
+        timeout: a.timeout.get(),
+        expect: a.expect_status.clone(),
+        watch: a
+            .pids
+            .iter()
+            .map(|p| parse_pid(p))
+            .collect::<Result<_, _>>()?,
+        label: a.label.clone(),
+    })
+}
+
+fn run(a: &RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = run_config(a)?;
+    let mut report = generator::run(&cfg)?;
+    report.label = cfg.label.clone();
+    print!("{}", report.human());
+    write_outputs(&report, a.json.as_deref(), a.markdown.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_outputs(
+    report: &Report,
+    json: Option<&Path>,
+    markdown: Option<&Path>,
+) -> anyhow::Result<()> {
+    if let Some(path) = json {
+        std::fs::write(path, report.to_json() + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = markdown {
+        report
+            .append_markdown(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn upstream(a: &UpstreamArgs) -> anyhow::Result<ExitCode> {
+    let up = crate::upstream::Upstream::start(a.listen, a.threads)
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    eprintln!(
+        "warden-loadtest upstream listening on http://{} ({} thread(s))",
+        up.addr, a.threads
+    );
+    up.wait();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scenario_cmd(a: &ScenarioArgs) -> anyhow::Result<ExitCode> {
+    let sc = match scenario::load(&a.file) {
+        Ok(sc) => sc,
+        Err(errs) => {
+            for e in &errs {
+                eprintln!("{e}");
+            }
+            eprintln!("{}: {} error(s)", a.file.display(), errs.len());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let registry = driver::Registry::builtin();
+    if a.dry_run {
+        print!("{}", describe::describe(&sc, &registry));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let missing = registry.missing(&sc.plan);
+    if !missing.is_empty() {
+        bail!(
+            "cannot run {}: no driver yet for {}",
+            a.file.display(),
+            missing.join("; ")
+        );
+    }
+    let log_dir = match &a.log_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("warden-loadtest-{}", std::process::id())),
+    };
+    let ctx = driver::RunContext {
+        dir: sc.dir.clone(),
+        log_dir,
+        loadtest_bin: std::env::current_exe().context("cannot find this program's path")?,
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(runner::run(&sc, &registry, &ctx))?;
+    for p in &outcome.phases {
+        print!("{}", p.report.human());
+        for c in &p.churn {
+            println!("  churn      {c}");
+        }
+        if !p.warmup {
+            if let Some(path) = &a.markdown {
+                p.report
+                    .append_markdown(path)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
+        println!();
+    }
+    print!("{}", outcome.table(&sc.plan.report));
+    for v in &outcome.assertions {
+        println!("assertion {}: {} {}", v.assertion, v.verdict, v.detail);
+    }
+    for e in &outcome.churn_errors {
+        println!("churn error: {e}");
+    }
+    if let Some(path) = &a.json {
+        let text = serde_json::to_string_pretty(&outcome)?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let passed = outcome.passed();
+    println!(
+        "scenario {}: {}",
+        outcome.scenario,
+        if passed { "passed" } else { "FAILED" }
+    );
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
