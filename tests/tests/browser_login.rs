@@ -56,6 +56,8 @@ struct Env {
     warden: Warden,
     _up: Upstream,
     port: u16,
+    /// The conf template's variables, for reloads.
+    vars: Vec<(&'static str, String)>,
 }
 
 async fn start(opts: ProviderOpts) -> Env {
@@ -87,21 +89,18 @@ async fn start(opts: ProviderOpts) -> Env {
     .unwrap();
     std::fs::write(setup.path("oidc-secret"), "warden-secret\n").unwrap();
     let up = Upstream::start("u").await;
-    let warden = setup
-        .start(
-            CONF,
-            &[
-                ("ISSUER", idp.issuer()),
-                ("DEAD", free_port().to_string()),
-                ("UP", up.address()),
-            ],
-        )
-        .await;
+    let vars = vec![
+        ("ISSUER", idp.issuer()),
+        ("DEAD", free_port().to_string()),
+        ("UP", up.address()),
+    ];
+    let warden = setup.start(CONF, &vars).await;
     Env {
         idp,
         warden,
         _up: up,
         port,
+        vars,
     }
 }
 
@@ -599,4 +598,53 @@ async fn client_credentials_tokens_from_the_provider_are_bearer_tokens() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key(WWW_AUTHENTICATE));
+}
+
+#[tokio::test]
+async fn logins_and_sessions_survive_a_reload() {
+    let env = start(ProviderOpts::default()).await;
+    let (alice, _) = env.sign_in("alice", "/").await;
+    // Bob is at the provider's login form while the conf changes.
+    let bob = env.browser();
+    let r = navigate(&bob, &env.url("app.test", "/after-reload")).await;
+    let login_cookie = cookie_pair(&set_cookies(&r), "warden_login_").unwrap();
+    let callback = oidc::login(&bob, &location(&r), "bob", "bob-password")
+        .await
+        .unwrap();
+
+    let generation = env.warden.generation().await;
+    let conf = CONF.replace("groups: [eng] }", "groups: [eng, contractors] }");
+    assert_ne!(conf, CONF);
+    env.warden.write_conf(&env.warden.render(&conf, &env.vars));
+    env.warden.signal(nix::sys::signal::Signal::SIGHUP);
+    eventually("the conf is reloaded", || async {
+        env.warden.generation().await == generation + 1
+    })
+    .await;
+
+    assert_eq!(
+        api_get(&alice, &env.url("app.test", "/")).await.status(),
+        200
+    );
+    let r = navigate(&bob, callback.as_str()).await;
+    assert_eq!(r.status(), 302, "{}", env.warden.stderr());
+    assert_eq!(location(&r), env.url("app.test", "/after-reload"));
+    assert_eq!(api_get(&bob, &env.url("app.test", "/")).await.status(), 200);
+    // The used login state is remembered across the reload.
+    let replay = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(
+            "app.test",
+            std::net::SocketAddr::from(([127, 0, 0, 1], env.port)),
+        )
+        .build()
+        .unwrap()
+        .get(callback.as_str())
+        .header(ACCEPT, HTML)
+        .header(COOKIE, login_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400);
+    assert!(replay.text().await.unwrap().contains("state_replayed"));
 }
