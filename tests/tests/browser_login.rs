@@ -60,9 +60,8 @@ struct Env {
     vars: Vec<(&'static str, String)>,
 }
 
-async fn start(opts: ProviderOpts) -> Env {
-    let setup = Setup::new();
-    let port = setup.http;
+/// The provider with Warden's web client (for Warden listening on `port`) and a CI client.
+async fn provider(port: u16, opts: ProviderOpts) -> OidcProvider {
     let app = format!("http://app.test:{port}");
     let mut client = WebClient::new(
         "warden",
@@ -76,12 +75,18 @@ async fn start(opts: ProviderOpts) -> Env {
     client.backchannel_logout_uri = Some(format!(
         "http://127.0.0.1:{port}/.warden/backchannel_logout"
     ));
-    let idp = OidcProvider::start(ProviderOpts {
+    OidcProvider::start(ProviderOpts {
         clients: vec![client],
         service_clients: vec![ServiceClient::new("ci", "ci-secret", "https://api.test")],
         ..opts
     })
-    .await;
+    .await
+}
+
+async fn start(opts: ProviderOpts) -> Env {
+    let setup = Setup::new();
+    let port = setup.http;
+    let idp = provider(port, opts).await;
     std::fs::write(
         setup.path("cookie-secret"),
         "0123456789abcdef0123456789abcdef-browser-login",
@@ -521,6 +526,36 @@ async fn sessions_outlive_the_provider_and_new_logins_get_503() {
     let r = navigate(&b, callback.as_str()).await;
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("provider_unavailable"));
+
+    // New logins are not sent to a provider known to be down.
+    let r = navigate(&env.browser(), &env.url("app.test", "/")).await;
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+
+    // Back on its address: logins work again once Warden's probe reaches it.
+    let idp_port = env.idp.port();
+    env.idp = provider(
+        env.port,
+        ProviderOpts {
+            port: Some(idp_port),
+            ..ProviderOpts::default()
+        },
+    )
+    .await;
+    eventually("logins start again", || async {
+        navigate(&env.browser(), &env.url("app.test", "/"))
+            .await
+            .status()
+            == 302
+    })
+    .await;
+    let (carol, _) = env.sign_in("carol", "/").await;
+    let me: serde_json::Value = api_get(&carol, &env.url("app.test", "/.warden/userinfo"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["sub"], "carol");
 
     // A provider never reached: a clear 503 page, with Retry-After.
     let r = navigate(&env.browser(), &env.url("offline.test", "/")).await;

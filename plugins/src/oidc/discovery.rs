@@ -116,6 +116,12 @@ impl Discovered {
         self.jwks.load_full()
     }
 
+    /// Lets the next [`Discovered::refetch_jwks`] fetch at once: a provider that was down may
+    /// have come back with new keys.
+    pub(crate) fn allow_jwks_refetch(&self) {
+        self.jwks_fetched_at.store(i64::MIN / 2, Ordering::Relaxed);
+    }
+
     /// Refetches the JWKS unless it was fetched in the last [`JWKS_REFETCH_INTERVAL_SECS`];
     /// concurrent callers share one fetch. Whether the keys changed.
     pub(crate) async fn refetch_jwks(&self, http: &IdpHttp, now: i64) -> bool {

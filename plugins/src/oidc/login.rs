@@ -165,7 +165,7 @@ impl OidcProviders {
         let p = self
             .provider(provider)
             .ok_or_else(|| OidcError::UnknownProvider(provider.to_string()))?;
-        let Some(d) = p.discovered() else {
+        let Some(d) = p.discovered().filter(|_| !p.is_unreachable()) else {
             count_login(&p.name, "provider_unavailable");
             return Err(OidcError::ProviderUnavailable(provider.to_string()));
         };
@@ -304,7 +304,10 @@ impl OidcProviders {
             .request_async(&p.http)
             .await
             .map_err(|e| match token_failure(e) {
-                TokenFailure::Unavailable(m) => LoginError::ProviderUnavailable(m),
+                TokenFailure::Unavailable(m) => {
+                    p.mark_unreachable();
+                    LoginError::ProviderUnavailable(m)
+                }
                 TokenFailure::InvalidGrant(m) | TokenFailure::Other(m) => {
                     LoginError::CodeExchangeFailed(m)
                 }

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 const RETRY_INITIAL: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Longest pause between probes of a provider that became unreachable.
+const PROBE_MAX: Duration = Duration::from_secs(10);
 
 pub(crate) struct Provider {
     pub name: Arc<str>,
@@ -28,6 +30,9 @@ pub(crate) struct Provider {
     discovered: ArcSwapOption<Discovered>,
     discovering: tokio::sync::Mutex<()>,
     retrying: AtomicBool,
+    /// A request to the provider failed in transit: new logins answer 503 until a background
+    /// probe reaches it again (sessions keep working meanwhile).
+    unreachable: AtomicBool,
     clock: SharedClock,
 }
 
@@ -79,6 +84,7 @@ impl Provider {
                 discovered: ArcSwapOption::empty(),
                 discovering: tokio::sync::Mutex::new(()),
                 retrying: AtomicBool::new(false),
+                unreachable: AtomicBool::new(false),
                 clock,
             }),
             (secret, http) => {
@@ -150,6 +156,54 @@ impl Provider {
                 delay = (delay * 2).min(RETRY_MAX);
             }
         });
+    }
+}
+
+impl Provider {
+    /// Whether a recent request to the provider failed in transit (and no probe has reached
+    /// it since).
+    pub(crate) fn is_unreachable(&self) -> bool {
+        self.unreachable.load(Ordering::Acquire)
+    }
+
+    /// Records that a request to the provider failed in transit: logins answer 503 instead of
+    /// sending browsers to a provider that is down, until a background probe of its discovery
+    /// document succeeds (from 1 s, backing off to 10 s; ends when the provider is dropped).
+    pub(crate) fn mark_unreachable(self: &Arc<Self>) {
+        if self.unreachable.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::warn!(provider = %self.name, issuer = %self.conf.issuer, "OpenID provider unreachable; new logins with it answer 503 until it answers again");
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut delay = RETRY_INITIAL;
+            loop {
+                tokio::time::sleep(delay).await;
+                let Some(p) = weak.upgrade() else { return };
+                if p.probe().await {
+                    if let Some(d) = p.discovered() {
+                        d.allow_jwks_refetch();
+                    }
+                    p.unreachable.store(false, Ordering::Release);
+                    tracing::info!(provider = %p.name, "OpenID provider reachable again");
+                    return;
+                }
+                delay = (delay * 2).min(PROBE_MAX);
+            }
+        });
+    }
+
+    /// Whether the provider's discovery document can be fetched now.
+    async fn probe(&self) -> bool {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.conf.issuer.trim_end_matches('/')
+        );
+        self.http
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
     }
 }
 

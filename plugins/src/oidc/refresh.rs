@@ -185,7 +185,7 @@ impl OidcProviders {
 
     async fn renew(
         &self,
-        p: &Provider,
+        p: &Arc<Provider>,
         session: &Arc<Session>,
         store: &dyn SessionStore,
         due: Due,
@@ -217,7 +217,12 @@ impl OidcProviders {
                             tracing::info!(provider, session = %session.handle(), %reason, "the provider refused the refresh token; ending the session");
                             end(session, store).await
                         }
-                        TokenFailure::Unavailable(error) | TokenFailure::Other(error) => {
+                        TokenFailure::Unavailable(error) => {
+                            p.mark_unreachable();
+                            tracing::warn!(provider, session = %session.handle(), %error, "token refresh failed; keeping the session as it is");
+                            RefreshOutcome::Unavailable
+                        }
+                        TokenFailure::Other(error) => {
                             tracing::warn!(provider, session = %session.handle(), %error, "token refresh failed; keeping the session as it is");
                             RefreshOutcome::Unavailable
                         }
