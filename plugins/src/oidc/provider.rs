@@ -144,19 +144,29 @@ impl Provider {
         if self.retrying.swap(true, Ordering::AcqRel) {
             return;
         }
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut delay = RETRY_INITIAL;
-            loop {
-                tokio::time::sleep(delay).await;
-                let Some(p) = weak.upgrade() else { return };
-                if p.discover().await {
-                    return;
-                }
-                delay = (delay * 2).min(RETRY_MAX);
-            }
-        });
+        retry_with_backoff(self, RETRY_MAX, |p| async move { p.discover().await });
     }
+}
+
+/// Calls `attempt` with the provider after 1 s, then backing off (doubling) to `max`, until it
+/// returns `true` or the provider is dropped (a reload replaced it).
+fn retry_with_backoff<F, Fut>(p: &Arc<Provider>, max: Duration, attempt: F)
+where
+    F: Fn(Arc<Provider>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let weak = Arc::downgrade(p);
+    tokio::spawn(async move {
+        let mut delay = RETRY_INITIAL;
+        loop {
+            tokio::time::sleep(delay).await;
+            let Some(p) = weak.upgrade() else { return };
+            if attempt(p).await {
+                return;
+            }
+            delay = (delay * 2).min(max);
+        }
+    });
 }
 
 impl Provider {
@@ -174,22 +184,16 @@ impl Provider {
             return;
         }
         tracing::warn!(provider = %self.name, issuer = %self.conf.issuer, "OpenID provider unreachable; new logins with it answer 503 until it answers again");
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let mut delay = RETRY_INITIAL;
-            loop {
-                tokio::time::sleep(delay).await;
-                let Some(p) = weak.upgrade() else { return };
-                if p.probe().await {
-                    if let Some(d) = p.discovered() {
-                        d.allow_jwks_refetch();
-                    }
-                    p.unreachable.store(false, Ordering::Release);
-                    tracing::info!(provider = %p.name, "OpenID provider reachable again");
-                    return;
-                }
-                delay = (delay * 2).min(PROBE_MAX);
+        retry_with_backoff(self, PROBE_MAX, |p| async move {
+            if !p.probe().await {
+                return false;
             }
+            if let Some(d) = p.discovered() {
+                d.allow_jwks_refetch();
+            }
+            p.unreachable.store(false, Ordering::Release);
+            tracing::info!(provider = %p.name, "OpenID provider reachable again");
+            true
         });
     }
 
