@@ -3,6 +3,7 @@
 //! per route: which credentials count and which policy decides).
 
 use crate::conf::types::{ConfFile, Route, SessionStoreKind};
+use crate::proxy::oidc_endpoints::LoginHosts;
 use crate::snapshot::BuildMode;
 use std::sync::Arc;
 use warden_plugins::annotate::{
@@ -10,6 +11,7 @@ use warden_plugins::annotate::{
 };
 use warden_plugins::conf::FieldError;
 use warden_plugins::jwt::{BearerAuth, IssuerId};
+use warden_plugins::oidc::OidcProviders;
 use warden_plugins::policy::{CompiledPolicies, CompiledPolicy};
 use warden_plugins::session::{
     cookie, BlockList, CookieConf, CookieKey, CookieSecret, MemoryStore, SessionStore,
@@ -61,6 +63,11 @@ pub struct CookieRt {
 pub struct IdentityRt {
     pub bearer: Option<BearerAuth>,
     pub cookie: Option<CookieRt>,
+    /// The OpenID providers of browser logins; discovery, used login states and logout-token
+    /// ids carry over from the previous snapshot. `None` without providers or in `check`.
+    pub oidc: Option<Arc<OidcProviders>>,
+    /// Hosts with browser logins, where `/.warden/…` endpoints answer.
+    pub login_hosts: LoginHosts,
     pub max_authorization: usize,
     pub policies: CompiledPolicies,
     /// Warden's assertion signer, kept across reloads while its conf is unchanged (cached
@@ -128,6 +135,23 @@ impl IdentityRt {
                 }
             }
         };
+        let oidc = if conf.identity.providers.is_empty() || mode == BuildMode::Check {
+            None
+        } else {
+            match OidcProviders::start(
+                &conf.identity.providers,
+                clock.clone(),
+                previous.and_then(|p| p.oidc.as_deref()),
+            )
+            .await
+            {
+                Ok(o) => Some(Arc::new(o)),
+                Err(e) => {
+                    errs.extend(e.into_iter().map(|e| e.under("identity.providers")));
+                    None
+                }
+            }
+        };
         let signer = match &conf.identity.assertion {
             None => None,
             Some(a) => match previous
@@ -147,6 +171,8 @@ impl IdentityRt {
         let rt = IdentityRt {
             bearer,
             cookie,
+            oidc,
+            login_hosts: LoginHosts::from_routes(&conf.routes),
             max_authorization: conf.identity.max_authorization_size.0 as usize,
             policies,
             signer,

@@ -35,6 +35,7 @@ fn new_session(i: usize, groups: &[String]) -> NewSession {
         },
         tokens: Tokens {
             refresh_token: Some(Secret::new("r".repeat(40))),
+            access_token: Some(Secret::new("a".repeat(40))),
             access_token_expires_at: Some(T0 + 300),
         },
     }

@@ -4,10 +4,12 @@
 pub mod certs;
 pub mod configmap;
 pub mod jwks;
+pub mod oidc;
 pub mod tokens;
 pub mod upstream;
 pub mod warden;
 
+pub use oidc::OidcProvider;
 pub use upstream::Upstream;
 pub use warden::Warden;
 

@@ -10,6 +10,7 @@ use warden_plugins::annotate::{AssertionConf, IdentityHeadersConf, KubernetesCon
 use warden_plugins::conf::ConfPath;
 use warden_plugins::conf::{ByteSize, Duration};
 use warden_plugins::jwt::JwtIssuerConf;
+use warden_plugins::oidc::ProviderConf;
 use warden_plugins::policy::{NamedPolicies, PolicyRef};
 use warden_plugins::session::{CookieConf, MemoryStoreConf};
 
@@ -75,6 +76,9 @@ pub struct IdentityConf {
     /// The session cookie (needed by routes with `auth.login`).
     #[serde(default)]
     pub cookie: Option<CookieConf>,
+    /// OpenID providers browsers sign in with (`auth.login` on routes).
+    #[serde(default)]
+    pub providers: Vec<ProviderConf>,
     /// Issuers of bearer tokens (`auth.bearer` on routes).
     #[serde(default)]
     pub jwt_issuers: Vec<JwtIssuerConf>,
@@ -101,6 +105,7 @@ impl Default for IdentityConf {
     fn default() -> Self {
         Self {
             cookie: None,
+            providers: Vec::new(),
             jwt_issuers: Vec::new(),
             token_cache_size: default_token_cache_size(),
             max_authorization_size: default_max_authorization(),

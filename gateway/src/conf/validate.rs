@@ -306,6 +306,11 @@ fn validate_identity(c: &ConfFile, errs: &mut Vec<FieldError>) {
             .into_iter()
             .map(|e| e.under("identity.jwt_issuers")),
     );
+    errs.extend(
+        warden_plugins::oidc::validate_conf(&id.providers)
+            .into_iter()
+            .map(|e| e.under("identity.providers")),
+    );
     if let Some(cookie) = &id.cookie {
         errs.extend(
             cookie
@@ -313,6 +318,13 @@ fn validate_identity(c: &ConfFile, errs: &mut Vec<FieldError>) {
                 .into_iter()
                 .map(|e| e.under("identity.cookie")),
         );
+        if cookie.insecure_dev_http && !plain_http_is_loopback_only(c) {
+            errs.push(FieldError::new(
+                "identity.cookie.insecure_dev_http",
+                "cookies without `Secure` are for development on loopback only: listen (`http`, and `https` if set) \
+                 on 127.0.0.1 or ::1 only, or remove `insecure_dev_http`",
+            ));
+        }
     }
     if let Some(a) = &id.assertion {
         errs.extend(
@@ -420,10 +432,17 @@ fn validate_identity(c: &ConfFile, errs: &mut Vec<FieldError>) {
             ));
         }
         if let Some(login) = &auth.login {
-            errs.push(FieldError::new(
-                format!("{p}.auth.login"),
-                format!("no OIDC provider named `{login}` in `identity.providers`"),
-            ));
+            if !id.providers.iter().any(|x| &x.name == login) {
+                errs.push(FieldError::new(
+                    format!("{p}.auth.login"),
+                    format!("no OIDC provider named `{login}` in `identity.providers`"),
+                ));
+            } else if id.cookie.is_none() {
+                errs.push(FieldError::new(
+                    format!("{p}.auth.login"),
+                    "browser logins need a session cookie: add `identity.cookie` with a `secret_file`",
+                ));
+            }
         }
         for (j, b) in auth.bearer.iter().enumerate() {
             if !id.jwt_issuers.iter().any(|x| &x.name == b) {
@@ -434,6 +453,16 @@ fn validate_identity(c: &ConfFile, errs: &mut Vec<FieldError>) {
             }
         }
     }
+}
+
+/// Whether Warden listens in plain HTTP, on loopback only (where `insecure_dev_http` is allowed).
+fn plain_http_is_loopback_only(c: &ConfFile) -> bool {
+    let loopback = |a: &str| {
+        a.parse::<std::net::SocketAddr>()
+            .is_ok_and(|s| s.ip().is_loopback())
+            || a.strip_prefix("localhost:").is_some()
+    };
+    c.listen.http.as_deref().is_some_and(loopback) && c.listen.https.as_deref().is_none_or(loopback)
 }
 
 fn check_header_ops(ops: &HeaderOps, p: &str, err: &mut impl FnMut(String, String)) {

@@ -2,14 +2,16 @@
 //! the route's policy, evaluated on every request against current identity.
 
 use super::ctx::Ctx;
+use super::oidc_endpoints::{request_origin, CALLBACK_PATH};
 use super::pages::{self, Refusal};
-use super::Gateway;
+use super::{respond, Gateway};
 use crate::snapshot::{RouteRt, Snapshot};
 use pingora::proxy::Session;
 use pingora::Result;
 use std::sync::Arc;
 use std::time::Instant;
 use warden_plugins::metrics::AUTHN_TOTAL;
+use warden_plugins::oidc::RefreshOutcome;
 use warden_plugins::policy::{Decision, RequestFacts, RuleKind};
 use warden_plugins::session::{cookie, cookie_header, Session as WardenSession};
 use warden_plugins::Identity;
@@ -269,7 +271,9 @@ impl Gateway {
         }
         if let (Some(provider), Some(rt)) = (&route.auth.login, &snap.identity.cookie) {
             if let Some(s) = self.session_from_cookie(session, rt, provider, now).await {
-                return Ok(Authn::Identity(s.identity(), Some(s)));
+                if self.keep_current(ctx, snap, &s, now).await {
+                    return Ok(Authn::Identity(s.identity(), Some(s)));
+                }
             }
         }
         if preflight {
@@ -365,16 +369,92 @@ impl Gateway {
         None
     }
 
-    /// Starts an OIDC login for a browser without a session (answered: redirect or error page).
+    /// Refreshes the session's tokens or profile when due (a cheap check on every request;
+    /// the provider is asked once per access-token lifetime or `userinfo_refresh`, single-flight
+    /// per session). `false`: the provider refused the refresh and the session has ended.
+    async fn keep_current(
+        &self,
+        ctx: &Ctx,
+        snap: &Snapshot,
+        s: &Arc<WardenSession>,
+        now: i64,
+    ) -> bool {
+        let Some(oidc) = &snap.identity.oidc else {
+            return true;
+        };
+        if !oidc.needs_refresh(s, now) {
+            return true;
+        }
+        match oidc.refresh(s, &*self.state.shared.sessions, now).await {
+            RefreshOutcome::Ended => {
+                tracing::info!(request_id = %ctx.request_id, provider = %s.provider(), subject = %s.subject(), session = %s.handle(), "the provider refused to refresh the session; it has ended");
+                false
+            }
+            RefreshOutcome::Refreshed | RefreshOutcome::Unavailable => true,
+        }
+    }
+
+    /// Starts an OIDC login for a browser without a session: a redirect to the provider with
+    /// the login-state cookie, or a 503 page when the provider cannot be reached.
     async fn begin_login(
         &self,
-        _session: &mut Session,
-        _ctx: &mut Ctx,
-        _route: &Arc<RouteRt>,
-        _snap: &Arc<Snapshot>,
-        _now: i64,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        route: &Arc<RouteRt>,
+        snap: &Arc<Snapshot>,
+        now: i64,
     ) -> Result<Option<Authn>> {
-        Ok(None)
+        let (Some(provider), Some(oidc), Some(rt)) = (
+            &route.auth.login,
+            &snap.identity.oidc,
+            &snap.identity.cookie,
+        ) else {
+            return Ok(None);
+        };
+        let req = session.req_header();
+        let Some(host) = super::request_host(req).and_then(crate::routing::normalize_host) else {
+            return Ok(None);
+        };
+        let origin = request_origin(session, ctx, &host);
+        // The URL as asked for, not normalised: after sign-in the browser asks for it again.
+        let pq = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let return_to = format!("{origin}{pq}");
+        let redirect_uri = format!("{origin}{CALLBACK_PATH}");
+        match oidc.begin_login(provider, &return_to, &redirect_uri, &rt.login_key, now) {
+            Ok(start) => {
+                let name = rt.conf.host_cookie_name(&start.state_cookie_base);
+                let cookie = rt.conf.set_host_cookie(
+                    &name,
+                    &start.state_cookie_value,
+                    start.state_cookie_max_age,
+                );
+                respond::redirect(
+                    session,
+                    302,
+                    &start.authorize_url,
+                    &[("x-request-id", &ctx.request_id), ("set-cookie", &cookie)],
+                )
+                .await?;
+            }
+            Err(e) => {
+                tracing::warn!(request_id = %ctx.request_id, route = %route.name, %provider, reason = e.reason(), error = %e, "cannot start a login");
+                let r = Refusal {
+                    status: e.status(),
+                    error: "login_unavailable",
+                    reason: e.reason(),
+                    message: e.user_message(),
+                    rule: None,
+                    request_id: &ctx.request_id,
+                };
+                let retry: &[(&'static str, &str)] = if e.status() == 503 {
+                    &[("retry-after", "30")]
+                } else {
+                    &[]
+                };
+                pages::refuse(session, &r, retry).await?;
+            }
+        }
+        Ok(Some(Authn::Answered))
     }
 
     /// One audit line (its own log, separate from the access log).

@@ -4,6 +4,7 @@ pub mod annotate;
 pub mod auth;
 pub mod ctx;
 pub mod forwarded;
+pub mod oidc_endpoints;
 pub mod pages;
 pub mod respond;
 
@@ -142,6 +143,11 @@ impl ProxyHttp for Gateway {
                 respond::write(session, status, ctype, body, &[("x-request-id", &rid)]).await?;
                 return Ok(true);
             }
+        }
+        if oidc_endpoints::is_endpoint(&snap, &host, path) {
+            let (host, path) = (host.into_owned(), path.to_string());
+            ctx.snapshot = Some(snap.clone());
+            return self.oidc_endpoint(session, ctx, &snap, &host, &path).await;
         }
         let Some(route) = snap
             .router

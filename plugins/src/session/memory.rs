@@ -1001,6 +1001,7 @@ mod tests {
                 },
                 tokens: crate::session::Tokens {
                     refresh_token: Some(crate::session::Secret::new("r".repeat(40))),
+                    access_token: Some(crate::session::Secret::new("a".repeat(40))),
                     access_token_expires_at: Some(T0 + 300),
                 },
             };

@@ -25,10 +25,12 @@ pub struct Profile {
     pub claims: serde_json::Value,
 }
 
-/// The provider tokens a session keeps: only what refreshing needs.
+/// The provider tokens a session keeps: only what refreshing and re-reading userinfo need.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
     pub refresh_token: Option<Secret>,
+    /// The access token from the last token response, for the provider's userinfo endpoint.
+    pub access_token: Option<Secret>,
     /// When the access token from the last token response expires (Unix seconds).
     pub access_token_expires_at: Option<i64>,
 }
@@ -53,6 +55,7 @@ pub struct NewSession {
 pub struct SessionState {
     pub identity: Arc<Identity>,
     pub refresh_token: Option<Secret>,
+    pub access_token: Option<Secret>,
     pub access_token_expires_at: Option<i64>,
     /// When groups and claims were last read from the provider (Unix seconds).
     pub groups_refreshed_at: i64,
@@ -107,6 +110,7 @@ impl Session {
             state: ArcSwap::from_pointee(SessionState {
                 identity: Arc::new(identity),
                 refresh_token: new.tokens.refresh_token,
+                access_token: new.tokens.access_token,
                 access_token_expires_at: new.tokens.access_token_expires_at,
                 groups_refreshed_at: now,
             }),
@@ -195,13 +199,14 @@ impl Session {
         self.state.rcu(|s| SessionState {
             identity: identity.clone(),
             refresh_token: s.refresh_token.clone(),
+            access_token: s.access_token.clone(),
             access_token_expires_at: s.access_token_expires_at,
             groups_refreshed_at: now,
         });
     }
 
     /// Replaces the tokens after a refresh. A provider that does not rotate refresh tokens
-    /// returns none: the old one is kept.
+    /// returns none: the old one is kept (likewise an absent access token).
     pub fn update_tokens(&self, tokens: Tokens) {
         self.state.rcu(|s| SessionState {
             identity: s.identity.clone(),
@@ -209,6 +214,10 @@ impl Session {
                 .refresh_token
                 .clone()
                 .or_else(|| s.refresh_token.clone()),
+            access_token: tokens
+                .access_token
+                .clone()
+                .or_else(|| s.access_token.clone()),
             access_token_expires_at: tokens.access_token_expires_at,
             groups_refreshed_at: s.groups_refreshed_at,
         });
@@ -283,6 +292,7 @@ pub(crate) mod tests {
             },
             tokens: Tokens {
                 refresh_token: Some(Secret::new("rt-1")),
+                access_token: Some(Secret::new("at-1")),
                 access_token_expires_at: Some(1_300),
             },
         }
@@ -322,6 +332,7 @@ pub(crate) mod tests {
         let s = Session::create(new_session("u1", None, None), 1_000, LIFE).unwrap();
         let printed = format!("{s:?}");
         assert!(!printed.contains("rt-1"), "{printed}");
+        assert!(!printed.contains("at-1"), "{printed}");
         let id_hex = hex::encode(s.id().as_bytes());
         assert!(!printed.contains(&id_hex));
         assert_ne!(s.identity().method.session_id(), Some(id_hex.as_str()));
@@ -378,18 +389,25 @@ pub(crate) mod tests {
 
         s.update_tokens(Tokens {
             refresh_token: None,
+            access_token: None,
             access_token_expires_at: Some(5_000),
         });
         let st = s.state();
         assert_eq!(st.refresh_token.as_ref().map(Secret::expose), Some("rt-1"));
+        assert_eq!(st.access_token.as_ref().map(Secret::expose), Some("at-1"));
         assert_eq!(st.access_token_expires_at, Some(5_000));
         s.update_tokens(Tokens {
             refresh_token: Some(Secret::new("rt-2")),
+            access_token: Some(Secret::new("at-2")),
             access_token_expires_at: Some(6_000),
         });
         assert_eq!(
             s.state().refresh_token.as_ref().map(Secret::expose),
             Some("rt-2")
+        );
+        assert_eq!(
+            s.state().access_token.as_ref().map(Secret::expose),
+            Some("at-2")
         );
         assert!(Arc::ptr_eq(&s.identity(), &after));
     }
