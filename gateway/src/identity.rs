@@ -182,11 +182,21 @@ impl IdentityRt {
         (rt, errs)
     }
 
-    /// Warden's cookies, which never go upstream.
-    pub fn cookie_names(&self) -> Vec<&str> {
+    /// Warden's cookies, which never go upstream: the session cookie and every login-state
+    /// cookie (a prefix pattern, `…warden_login_*`).
+    pub fn cookie_names(&self) -> Vec<String> {
         self.cookie
             .iter()
-            .map(|c| c.conf.session_cookie_name())
+            .flat_map(|c| {
+                [
+                    c.conf.session_cookie_name().to_string(),
+                    format!(
+                        "{}*",
+                        c.conf
+                            .host_cookie_name(warden_plugins::oidc::LOGIN_STATE_COOKIE_PREFIX)
+                    ),
+                ]
+            })
             .collect()
     }
 
@@ -200,7 +210,8 @@ impl IdentityRt {
             .first()
             .map(String::as_str)
             .unwrap_or_default();
-        let cookie_names = self.cookie_names();
+        let owned = self.cookie_names();
+        let cookie_names: Vec<&str> = owned.iter().map(String::as_str).collect();
         let annotations = match RouteAnnotations::compile(
             RouteAnnotationsConf {
                 identity_headers: r.identity_headers.as_ref(),

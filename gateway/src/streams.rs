@@ -439,6 +439,7 @@ mod tests {
             profile: Profile::default(),
             tokens: Tokens {
                 refresh_token: None,
+                access_token: None,
                 access_token_expires_at: None,
             },
         };

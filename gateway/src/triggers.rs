@@ -55,7 +55,11 @@ pub fn watch_file(state: Arc<State>) -> notify::Result<()> {
             while let Ok(paths) = rx.try_recv() {
                 certs_changed |= touches(&paths, &cert_dirs);
             }
-            let trigger = if certs_changed { "certificates" } else { "file" };
+            let trigger = if certs_changed {
+                "certificates"
+            } else {
+                "file"
+            };
             let _ = state.reload(trigger).await;
             watch_cert_dirs(&state, &mut watcher, &mut cert_dirs, &written);
         }

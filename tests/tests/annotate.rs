@@ -56,9 +56,7 @@ impl Fixture {
         }
         std::fs::write(setup.path("sa-token"), format!("{SA_TOKEN}\n")).expect("sa token");
         let vars = [("UP", up.address())];
-        let warden = setup
-            .start(&conf(r#""${DIR}/assert-1.pem""#), &vars)
-            .await;
+        let warden = setup.start(&conf(r#""${DIR}/assert-1.pem""#), &vars).await;
         Self {
             up: up.address(),
             _up: up,
@@ -205,11 +203,17 @@ async fn identity_headers_are_exact_and_spoofed_ones_never_reach_the_upstream() 
     if status == 200 {
         let echo: Echo = serde_json::from_slice(&body).expect("echo");
         assert_eq!(
-            echo.headers.get("x-warden-user").cloned().unwrap_or_default(),
+            echo.headers
+                .get("x-warden-user")
+                .cloned()
+                .unwrap_or_default(),
             ["ann"]
         );
     } else {
-        assert_eq!(status, 400, "a folded header is refused as malformed, never a 5xx");
+        assert_eq!(
+            status, 400,
+            "a folded header is refused as malformed, never a 5xx"
+        );
     }
 }
 
@@ -236,25 +240,27 @@ async fn verify_like_kube_apiserver(f: &Fixture, assertion: &str, audience: &str
     v.set_issuer(&[ISSUER]);
     v.set_audience(&[audience]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    decode::<Value>(
-        assertion,
-        &DecodingKey::from_jwk(jwk).expect("key"),
-        &v,
-    )
-    .expect("the assertion verifies")
-    .claims
+    decode::<Value>(assertion, &DecodingKey::from_jwk(jwk).expect("key"), &v)
+        .expect("the assertion verifies")
+        .claims
 }
 
 #[tokio::test]
 async fn the_assertion_verifies_from_discovery_and_jwks_alone_and_survives_key_rotation() {
     let f = Fixture::start().await;
     let echo = f.echo("app.test", "/who").await;
-    let first = echo.header("x-warden-jwt-assertion").expect("assertion").to_string();
+    let first = echo
+        .header("x-warden-jwt-assertion")
+        .expect("assertion")
+        .to_string();
     let claims = verify_like_kube_apiserver(&f, &first, "app.test").await;
     assert_eq!(claims["sub"], "ann");
     assert_eq!(claims["email"], "ann@example.test");
     assert_eq!(claims["groups"], serde_json::json!(["dev", "ops"]));
-    let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
     assert_eq!(exp - iat, 300, "five minutes by default");
     assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
 

@@ -78,7 +78,8 @@ fn every_example_conf_passes_check() {
 }
 
 /// `conf/demo/warden.yaml` is a template that `conf/demo/run.sh` renders into a state
-/// directory holding the issuer's JWKS and the admin token: rendered the same way, it passes.
+/// directory holding the issuer's JWKS, the admin token and the secrets: rendered the same
+/// way, it passes.
 #[test]
 fn the_demo_conf_passes_check_once_rendered() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
@@ -88,6 +89,8 @@ fn the_demo_conf_passes_check_once_rendered() {
         "y":"D8-BnJ04s_f84FbnMEl4-rIdKY78-nYWlAAJGWhIRNE"}]}"#;
     std::fs::write(state.path().join("jwks.json"), jwks).unwrap();
     std::fs::write(state.path().join("admin-token"), "demo-admin-token\n").unwrap();
+    std::fs::write(state.path().join("cookie-secret"), [7u8; 48]).unwrap();
+    std::fs::write(state.path().join("client-secret"), "demo-client-secret").unwrap();
     let template = std::fs::read_to_string(root.join("conf/demo/warden.yaml")).unwrap();
     let conf = template.replace("@STATE@", &state.path().display().to_string());
     assert!(!conf.contains('@'), "every placeholder is filled");

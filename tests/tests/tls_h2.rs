@@ -239,7 +239,11 @@ routes:
             .resolve("a.test", SocketAddr::from(([127, 0, 0, 1], 0)))
             .build()
             .expect("client");
-        let r = c.get(w.https_url("a.test", "/")).send().await.expect("https");
+        let r = c
+            .get(w.https_url("a.test", "/"))
+            .send()
+            .await
+            .expect("https");
         assert_eq!(r.status(), 200);
         peer_certificate(&r)
     };

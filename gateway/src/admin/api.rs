@@ -336,6 +336,7 @@ mod tests {
                     refresh_token: Some(warden_plugins::session::Secret::new(
                         "refresh-secret-value",
                     )),
+                    access_token: None,
                     access_token_expires_at: None,
                 },
             };

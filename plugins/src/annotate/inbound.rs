@@ -93,7 +93,7 @@ pub struct InboundRules {
 
 impl InboundRules {
     /// Rules stripping Warden's cookies named `cookie_names` (the session and login cookies
-    /// as the cookie conf names them).
+    /// as the cookie conf names them; a name ending in `*` is a prefix).
     pub fn new<I, S>(cookie_names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -147,15 +147,14 @@ impl InboundRules {
     }
 
     fn cookie_edit(&self, headers: &HeaderMap) -> CookieEdit {
-        let ours = |v: &HeaderValue| {
-            self.cookie_names
-                .iter()
-                .any(|n| cookie_header::find(v.as_bytes(), n).next().is_some())
-        };
-        if self.cookie_names.is_empty() || !headers.get_all(COOKIE).iter().any(ours) {
+        if self.cookie_names.is_empty() {
             return CookieEdit::Keep;
         }
         let names: Vec<&str> = self.cookie_names.iter().map(|n| &**n).collect();
+        let ours = |v: &HeaderValue| cookie_header::contains_any(v.as_bytes(), &names);
+        if !headers.get_all(COOKIE).iter().any(ours) {
+            return CookieEdit::Keep;
+        }
         let mut joined: Vec<u8> = Vec::new();
         for v in headers.get_all(COOKIE) {
             if let Some(rest) = cookie_header::strip(v.as_bytes(), &names) {

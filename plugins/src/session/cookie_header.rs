@@ -44,10 +44,24 @@ pub fn find<'a>(header: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a str
         })
 }
 
-/// `header` without the cookies named in `names`: borrowed when none of them is present, `None`
-/// when nothing else is left (the caller drops the header).
+/// Whether the cookie name `n` matches `pattern`: equal, or starting with what precedes a
+/// trailing `*` (login-state cookies carry a per-login suffix).
+fn matches(pattern: &str, n: &[u8]) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => n.starts_with(prefix.as_bytes()),
+        None => pattern.as_bytes() == n,
+    }
+}
+
+/// Whether `header` holds a cookie matching any of `patterns` (names, or prefixes ending `*`).
+pub fn contains_any(header: &[u8], patterns: &[&str]) -> bool {
+    pairs(header).any(|(n, _)| patterns.iter().any(|p| matches(p, n)))
+}
+
+/// `header` without the cookies matching `names` (names, or prefixes ending `*`): borrowed
+/// when none of them is present, `None` when nothing else is left (the caller drops the header).
 pub fn strip<'a>(header: &'a [u8], names: &[&str]) -> Option<Cow<'a, [u8]>> {
-    let ours = |n: &[u8]| names.iter().any(|x| x.as_bytes() == n);
+    let ours = |n: &[u8]| names.iter().any(|x| matches(x, n));
     if !pairs(header).any(|(n, _)| ours(n)) {
         return Some(Cow::Borrowed(header));
     }
@@ -68,6 +82,15 @@ pub fn strip<'a>(header: &'a [u8], names: &[&str]) -> Option<Cow<'a, [u8]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trailing_star_strips_every_cookie_with_that_prefix() {
+        let h = b"warden_login_0a1b=x; keep=1; warden_login_ffee=y; warden_loginx=z";
+        assert!(contains_any(h, &["warden_login_*"]));
+        assert!(!contains_any(b"keep=1", &["warden_login_*"]));
+        let out = strip(h, &["warden_login_*"]).unwrap();
+        assert_eq!(&*out, b"keep=1; warden_loginx=z");
+    }
 
     const N: &str = "__Host-warden_session";
 
