@@ -34,22 +34,27 @@ envoy_bin="$(command -v envoy)"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/warden-compare.XXXXXX")"
 pids=()
-stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
-trap 'stop_all' EXIT
+# Waits only for the stopped targets: the upstream keeps running across targets.
+stop_all() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    pids=()
+}
+trap 'stop_all; kill "${up_pid:-}" 2>/dev/null || true' EXIT
 
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform DER -out "$work/key.p8" 2>/dev/null
-openssl pkey -inform DER -in "$work/key.p8" -pubout -out "$work/pub.pem"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/key.pem" 2>/dev/null
+openssl pkcs8 -topk8 -nocrypt -in "$work/key.pem" -outform DER -out "$work/key.p8"
+openssl pkey -in "$work/key.pem" -pubout -out "$work/pub.pem"
 "$lt" tokens --alg RS256 --key "$work/key.p8" --jwks "$work/jwks.json" --out "$work/tokens.jwt" \
     --issuer https://issuer.compare.test --audience warden --groups compare --count 1000 --ttl 2h
 sed 's/^/Bearer /' "$work/tokens.jwt" > "$work/tokens.txt"
-jwks_inline="$(python3 -c 'import json,sys; print(json.dumps(json.dumps(json.load(open(sys.argv[1])))))' "$work/jwks.json")"
 
 UP=127.0.0.1:28781
 FRONT=28780
-sed -e "s#@WORK@#$work#g" -e "s#@UP@#$UP#g" -e "s#@PORT@#$FRONT#g" -e "s#@JWKS@#$jwks_inline#g" \
+sed -e "s#@WORK@#$work#g" -e "s#@UP@#$UP#g" -e "s#@PORT@#$FRONT#g" \
     -e "s#@ADMIN@#127.0.0.1:28791#g" "$root/loadtest/compare/nginx.conf" > "$work/nginx.conf"
 for f in haproxy.cfg envoy.yaml warden-full.yaml warden-plain.yaml; do
-    sed -e "s#@WORK@#$work#g" -e "s#@UP@#$UP#g" -e "s#@PORT@#$FRONT#g" -e "s#@JWKS@#$jwks_inline#g" \
+    sed -e "s#@WORK@#$work#g" -e "s#@UP@#$UP#g" -e "s#@PORT@#$FRONT#g" \
         -e "s#@ADMIN@#127.0.0.1:28791#g" "$root/loadtest/compare/$f" > "$work/$f"
 done
 
