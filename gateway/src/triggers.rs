@@ -46,14 +46,14 @@ pub fn watch_file(state: Arc<State>) -> notify::Result<()> {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the conf file's target directory");
         }
     }
-    let mut cert_dirs = HashSet::new();
-    watch_cert_dirs(&state, &mut watcher, &mut cert_dirs, &written);
+    let mut certs = CertFiles::default();
+    watch_cert_dirs(&state, &mut watcher, &mut certs, &written);
     crate::background::spawn(async move {
         while let Some(paths) = rx.recv().await {
-            let mut certs_changed = touches(&paths, &cert_dirs);
+            let mut certs_changed = certs.touched_by(&paths);
             tokio::time::sleep(Duration::from_millis(250)).await;
             while let Ok(paths) = rx.try_recv() {
-                certs_changed |= touches(&paths, &cert_dirs);
+                certs_changed |= certs.touched_by(&paths);
             }
             let trigger = if certs_changed {
                 "certificates"
@@ -61,7 +61,7 @@ pub fn watch_file(state: Arc<State>) -> notify::Result<()> {
                 "file"
             };
             let _ = state.reload(trigger).await;
-            watch_cert_dirs(&state, &mut watcher, &mut cert_dirs, &written);
+            watch_cert_dirs(&state, &mut watcher, &mut certs, &written);
         }
     });
     Ok(())
@@ -74,8 +74,26 @@ fn parent(p: &Path) -> PathBuf {
     }
 }
 
-fn touches(paths: &[PathBuf], dirs: &HashSet<PathBuf>) -> bool {
-    paths.iter().any(|p| dirs.contains(&parent(p)))
+/// The certificate and key files the conf names, and their directories.
+#[derive(Default)]
+struct CertFiles {
+    files: HashSet<PathBuf>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl CertFiles {
+    /// Whether an event touched a certificate: the file itself (written or renamed onto), or a
+    /// Kubernetes volume's `..data` / `..<timestamp>` entries in its directory. Other files in
+    /// those directories (a log written next to them, say) do not count, or every write would
+    /// rebuild the snapshot.
+    fn touched_by(&self, paths: &[PathBuf]) -> bool {
+        paths.iter().any(|p| {
+            self.files.contains(p)
+                || (self.dirs.contains(&parent(p))
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("..")))
+        })
+    }
 }
 
 /// Watches the directories of the certificates the running conf names (new ones after a
@@ -83,14 +101,15 @@ fn touches(paths: &[PathBuf], dirs: &HashSet<PathBuf>) -> bool {
 fn watch_cert_dirs(
     state: &State,
     watcher: &mut notify::RecommendedWatcher,
-    dirs: &mut HashSet<PathBuf>,
+    certs: &mut CertFiles,
     conf_dir: &Path,
 ) {
     let snap = state.current();
     for c in &snap.conf.tls.certificates {
         for file in [c.cert.path(), c.key.path()] {
+            certs.files.insert(file.to_path_buf());
             let dir = parent(file);
-            if dirs.contains(&dir) {
+            if certs.dirs.contains(&dir) {
                 continue;
             }
             // The conf's own directory is watched already.
@@ -101,7 +120,7 @@ fn watch_cert_dirs(
             };
             match watched {
                 Ok(()) => {
-                    dirs.insert(dir);
+                    certs.dirs.insert(dir);
                 }
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a certificate directory")
