@@ -70,6 +70,8 @@ pub struct RouteRt {
     pub rewrite: Option<(String, String)>,
     pub max_body_size: Option<u64>,
     pub websocket: bool,
+    /// A Kubernetes API route: any upgrade protocol is forwarded (SPDY for older kubectl).
+    pub kubernetes: bool,
     pub public: bool,
     pub auth: RouteIdentity,
     pub metrics: RouteMetrics,
@@ -172,6 +174,7 @@ impl Snapshot {
                 rewrite,
                 max_body_size: r.max_body_size.map(|b| b.0),
                 websocket: r.websocket,
+                kubernetes: r.kubernetes.is_some(),
                 public: r.public,
             }));
         }

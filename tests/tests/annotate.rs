@@ -306,3 +306,112 @@ async fn a_kubernetes_route_carries_the_service_account_token_and_one_header_per
         .iter()
         .all(|g| g != "system:masters"));
 }
+
+/// A stand-in for kube-apiserver's exec endpoint: answers an `Upgrade: SPDY/3.1` request with
+/// 101, then echoes bytes. Returns its address and the request head it received.
+async fn spdy_upstream() -> (String, tokio::sync::oneshot::Receiver<String>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("address").to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.expect("accept");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).await.expect("request head");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        let upgrade = head
+            .to_ascii_lowercase()
+            .contains("\r\nupgrade: spdy/3.1\r\n");
+        let _ = tx.send(head);
+        if !upgrade {
+            let _ = s
+                .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                .await;
+            return;
+        }
+        s.write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n",
+        )
+        .await
+        .expect("101");
+        let mut buf = [0u8; 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn kubectl_spdy_upgrades_pass_a_kubernetes_route_with_impersonation() {
+    let (up, head_seen) = spdy_upstream().await;
+    let setup = Setup::new();
+    let issuer = prepare(&setup);
+    std::fs::write(setup.path("sa-token"), format!("{SA_TOKEN}\n")).expect("sa token");
+    let conf = format!(
+        r#"{CONF_HEAD}routes:
+  - name: kube
+    host: k8s.test
+    upstreams: ["${{UP}}"]
+    auth: {{ bearer: [ci] }}
+    policy: {{ allow: [{{ authenticated: true }}] }}
+    kubernetes: {{ service_account_token_file: "${{DIR}}/sa-token", impersonate_user: email }}
+"#
+    );
+    let warden = setup.start(&conf, &[("UP", up)]).await;
+    let token = issuer.token("ann", Some("ann@example.test"), &["dev", "ops"]);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", warden.http))
+        .await
+        .expect("connect");
+    // As kubectl exec sends it, plus a Connection header nominating the impersonation header
+    // (which must not make it hop-by-hop) and a spoofed group.
+    let req = format!(
+        "POST /api/v1/namespaces/default/pods/web/exec?command=sh&stdin=true HTTP/1.1\r\nHost: k8s.test\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade, Impersonate-User\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nImpersonate-Group: system:masters\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.expect("send");
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.expect("response head");
+        got.push(byte[0]);
+    }
+    let resp = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(resp.starts_with("http/1.1 101"), "{resp}");
+    assert!(resp.contains("upgrade: spdy/3.1"), "{resp}");
+
+    let head = head_seen.await.expect("the upstream saw the request");
+    let lines: Vec<String> = head.lines().map(|l| l.to_ascii_lowercase()).collect();
+    let values = |name: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+            .collect()
+    };
+    assert_eq!(values("upgrade"), ["spdy/3.1"], "{head}");
+    assert_eq!(values("connection"), ["upgrade"], "{head}");
+    assert_eq!(
+        values("authorization"),
+        [format!("bearer {SA_TOKEN}")],
+        "{head}"
+    );
+    assert_eq!(values("impersonate-user"), ["ann@example.test"], "{head}");
+    assert_eq!(values("impersonate-group"), ["dev", "ops"], "{head}");
+
+    // The stream is open both ways.
+    s.write_all(b"\x80\x03\x00\x01spdy-frame").await.expect("send");
+    let mut echo = [0u8; 14];
+    s.read_exact(&mut echo).await.expect("echo");
+    assert_eq!(&echo, b"\x80\x03\x00\x01spdy-frame");
+}

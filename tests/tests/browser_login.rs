@@ -10,11 +10,13 @@ use warden_tests::oidc::{self, query_param, OidcProvider, ProviderOpts, ServiceC
 use warden_tests::upstream::Echo;
 use warden_tests::{eventually, free_port, warden::Setup, Upstream, Warden};
 
+const ADMIN_TOKEN: &str = "admin-token-for-browser-login-tests";
+
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 const CONF: &str = r#"
 listen: { http: "${HTTP}" }
-admin: { listen: "${ADMIN}" }
+admin: { listen: "${ADMIN}", token_file: "${DIR}/admin-token" }
 identity:
   cookie: { secret_file: "${DIR}/cookie-secret", insecure_dev_http: true }
   providers:
@@ -48,6 +50,12 @@ routes:
     auth: { bearer: [corp-api] }
     policy: { allow: [{ authenticated: true }] }
     identity_headers: true
+  - name: both
+    host: both.test
+    upstreams: ["${UP}"]
+    auth: { login: corp, bearer: [corp-api] }
+    policy: { allow: [{ authenticated: true }] }
+    identity_headers: true
 "#;
 
 /// The provider, Warden in front of an echo upstream, and the hosts' origins.
@@ -69,6 +77,7 @@ async fn provider(port: u16, opts: ProviderOpts) -> OidcProvider {
         &[
             &format!("{app}/.warden/callback"),
             &format!("http://offline.test:{port}/.warden/callback"),
+            &format!("http://both.test:{port}/.warden/callback"),
         ],
     );
     client.post_logout_redirect_uris = vec![format!("{app}/")];
@@ -93,6 +102,7 @@ async fn start(opts: ProviderOpts) -> Env {
     )
     .unwrap();
     std::fs::write(setup.path("oidc-secret"), "warden-secret\n").unwrap();
+    std::fs::write(setup.path("admin-token"), ADMIN_TOKEN).unwrap();
     let up = Upstream::start("u").await;
     let vars = vec![
         ("ISSUER", idp.issuer()),
@@ -124,6 +134,7 @@ impl Env {
             .resolve("app.test", at)
             .resolve("offline.test", at)
             .resolve("api.test", at)
+            .resolve("both.test", at)
             .resolve("nowhere.test", at)
             .build()
             .unwrap()
@@ -132,8 +143,13 @@ impl Env {
     /// Signs `user` in with a new browser starting at `path` on app.test; returns the browser
     /// and where the callback sent it.
     async fn sign_in(&self, user: &str, path: &str) -> (reqwest::Client, String) {
+        self.sign_in_at("app.test", user, path).await
+    }
+
+    /// [`Env::sign_in`] starting on `host`.
+    async fn sign_in_at(&self, host: &str, user: &str, path: &str) -> (reqwest::Client, String) {
         let b = self.browser();
-        let r = navigate(&b, &self.url("app.test", path)).await;
+        let r = navigate(&b, &self.url(host, path)).await;
         assert_eq!(r.status(), 302, "{}", self.warden.stderr());
         let authorize = location(&r);
         let callback = oidc::login(&b, &authorize, user, &format!("{user}-password"))
@@ -633,6 +649,152 @@ async fn client_credentials_tokens_from_the_provider_are_bearer_tokens() {
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key(WWW_AUTHENTICATE));
+}
+
+#[tokio::test]
+async fn one_route_takes_a_session_or_a_bearer_token_and_logs_which() {
+    let env = start(ProviderOpts::default()).await;
+    let (b, back) = env.sign_in_at("both.test", "alice", "/page").await;
+    assert_eq!(back, env.url("both.test", "/page"));
+    let r = api_get(&b, &env.url("both.test", "/page")).await;
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let seen = echo(r).await;
+    assert_eq!(seen.header("x-warden-email"), Some("alice@example.com"));
+    let line = env
+        .warden
+        .wait_access_log(|l| l["request_id"] == rid.as_str())
+        .await;
+    assert_eq!(line["auth"], "session", "{line}");
+    assert_eq!(line["route"], "both", "{line}");
+
+    // A machine with a token and no session.
+    let token = env
+        .idp
+        .client_credentials_token("ci", "ci-secret", Some("https://api.test"))
+        .await
+        .unwrap();
+    let r = env
+        .browser()
+        .get(env.url("both.test", "/jobs"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
+    let seen = echo(r).await;
+    let sub = oidc::jwt_claims(&token)["sub"].as_str().map(str::to_string);
+    assert_eq!(seen.header("x-warden-user"), sub.as_deref());
+    assert_eq!(seen.header("x-warden-email"), None);
+    let line = env
+        .warden
+        .wait_access_log(|l| l["request_id"] == rid.as_str())
+        .await;
+    assert_eq!(line["auth"], "bearer", "{line}");
+
+    // A token that is presented decides, even beside a good session: a bad one is refused
+    // rather than ignored in favour of the cookie.
+    let mut claims = oidc::jwt_claims(&token);
+    claims["aud"] = serde_json::json!("https://other.test");
+    let other = env.idp.sign(claims, serde_json::json!({})).await;
+    let r = b
+        .get(env.url("both.test", "/page"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_string();
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["reason"], "bad_audience", "{body}");
+}
+
+/// Signs `user` in on app.test and returns the `warden_session=…` cookie pair.
+async fn session_cookie(env: &Env, user: &str) -> String {
+    let b = env.browser();
+    let r = navigate(&b, &env.url("app.test", "/")).await;
+    let callback = oidc::login(&b, &location(&r), user, &format!("{user}-password"))
+        .await
+        .unwrap();
+    let r = navigate(&b, callback.as_str()).await;
+    assert_eq!(r.status(), 302);
+    cookie_pair(&set_cookies(&r), "warden_session=").expect("a session cookie")
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn websocket(env: &Env, cookie: &str) -> Socket {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{}/ws", env.port)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert("host", "app.test".parse().unwrap());
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.expect("upgrade").0
+}
+
+async fn echoes(ws: &mut Socket, text: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws.send(Message::text(text)).await.unwrap();
+    let back = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+        .await
+        .expect("an echo")
+        .expect("a reply")
+        .expect("a frame");
+    assert_eq!(back, Message::text(text));
+}
+
+#[tokio::test]
+async fn revoking_a_session_closes_its_open_websocket() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let env = start(ProviderOpts::default()).await;
+    let alice = session_cookie(&env, "alice").await;
+    let bob = session_cookie(&env, "bob").await;
+    let mut hers = websocket(&env, &alice).await;
+    let mut his = websocket(&env, &bob).await;
+    echoes(&mut hers, "hello").await;
+    echoes(&mut his, "hello").await;
+
+    let r = reqwest::Client::new()
+        .post(env.warden.admin_url("/admin/sessions/revoke"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({"email": "alice@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["revoked"], 1, "{body}");
+
+    // Her stream sits idle: only Warden can end it. The 10 s bound is a failure guard.
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), hers.next())
+        .await
+        .expect("the revoked session's websocket was not closed");
+    match next {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
+        Some(Ok(m)) => panic!("expected the close, got {m:?}"),
+    }
+    echoes(&mut his, "still here").await;
+    env.warden
+        .wait_metric(
+            "warden_streams_terminated_total",
+            &["reason=\"revoked\""],
+            1.0,
+        )
+        .await;
+    // And the cookie no longer opens one.
+    let r = env
+        .browser()
+        .get(env.url("app.test", "/ws"))
+        .header(COOKIE, &alice)
+        .header(ACCEPT, "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use ctx::{Ctx, Refusal};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
+use pingora::upstreams::peer::H1UpgradePolicy;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::sync::Arc;
@@ -278,7 +279,16 @@ impl ProxyHttp for Gateway {
                     ctx.tried.push(*a);
                     ctx.upstream = Some(*a);
                 }
-                Ok(pool.peer(&b, session.is_upgrade_req()))
+                let upgrade = session.is_upgrade_req();
+                let mut peer = pool.peer(&b, upgrade);
+                if upgrade && route.kubernetes {
+                    // kubectl before 1.30 (and port-forward until later) upgrades to SPDY/3.1,
+                    // which Pingora's default WebSocket-only policy would strip; the Connection
+                    // header is rebuilt in `upstream_request_filter`.
+                    peer.options.http_upstream_request_policy.h1_upgrade =
+                        H1UpgradePolicy::Preserve;
+                }
+                Ok(peer)
             }
             None => {
                 ctx.refusal = Some(Refusal::NoHealthyBackend);
@@ -358,6 +368,16 @@ impl ProxyHttp for Gateway {
             }
         }
         up.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
+        if ctx.route.as_ref().is_some_and(|r| r.kubernetes)
+            && session.is_upgrade_req()
+        {
+            // The preserved upgrade keeps the client's Connection header, which could nominate
+            // the impersonation headers added below as hop-by-hop: only `Upgrade` stays.
+            up.insert_header(http::header::CONNECTION, "Upgrade")?;
+            for h in ["keep-alive", "proxy-connection", "te", "http2-settings"] {
+                up.remove_header(h);
+            }
+        }
 
         if let Some(route) = &ctx.route {
             // Strips what the client must not send (identity headers on every route), then
