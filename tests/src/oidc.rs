@@ -249,6 +249,11 @@ impl OidcProvider {
         self.port
     }
 
+    /// The node process's pid while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// `http://127.0.0.1:PORT`, exactly as the provider spells `iss`.
     pub fn issuer(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)

@@ -410,7 +410,9 @@ async fn kubectl_spdy_upgrades_pass_a_kubernetes_route_with_impersonation() {
     assert_eq!(values("impersonate-group"), ["dev", "ops"], "{head}");
 
     // The stream is open both ways.
-    s.write_all(b"\x80\x03\x00\x01spdy-frame").await.expect("send");
+    s.write_all(b"\x80\x03\x00\x01spdy-frame")
+        .await
+        .expect("send");
     let mut echo = [0u8; 14];
     s.read_exact(&mut echo).await.expect("echo");
     assert_eq!(&echo, b"\x80\x03\x00\x01spdy-frame");

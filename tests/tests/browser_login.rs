@@ -729,9 +729,13 @@ async fn websocket(env: &Env, cookie: &str) -> Socket {
     let mut req = format!("ws://127.0.0.1:{}/ws", env.port)
         .into_client_request()
         .unwrap();
-    req.headers_mut().insert("host", "app.test".parse().unwrap());
+    req.headers_mut()
+        .insert("host", "app.test".parse().unwrap());
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
-    tokio_tungstenite::connect_async(req).await.expect("upgrade").0
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade")
+        .0
 }
 
 async fn echoes(ws: &mut Socket, text: &str) {

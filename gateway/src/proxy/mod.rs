@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use ctx::{Ctx, Refusal};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
-use pingora::upstreams::peer::H1UpgradePolicy;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::H1UpgradePolicy;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 use std::sync::Arc;
 
@@ -368,9 +368,7 @@ impl ProxyHttp for Gateway {
             }
         }
         up.insert_header(X_REQUEST_ID, ctx.request_id.as_str())?;
-        if ctx.route.as_ref().is_some_and(|r| r.kubernetes)
-            && session.is_upgrade_req()
-        {
+        if ctx.route.as_ref().is_some_and(|r| r.kubernetes) && session.is_upgrade_req() {
             // The preserved upgrade keeps the client's Connection header, which could nominate
             // the impersonation headers added below as hop-by-hop: only `Upgrade` stays.
             up.insert_header(http::header::CONNECTION, "Upgrade")?;

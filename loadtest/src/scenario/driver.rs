@@ -100,6 +100,11 @@ pub enum Verdict {
 /// A periodic disturbance.
 #[async_trait]
 pub trait Churn: Send {
+    /// Runs once after every process is ready and before the first phase (logging in the
+    /// sessions the load will use, say). The default does nothing.
+    async fn prepare(&mut self, _run: &RunContext) -> Result<(), DriverError> {
+        Ok(())
+    }
     /// Performs the action once; returns what it did.
     async fn tick(&mut self, ctx: &mut ChurnContext<'_>) -> Result<ChurnEvent, DriverError>;
     /// Verdicts on the assertions this action can judge (`no_success_after_revoke` by the
@@ -129,7 +134,8 @@ impl Registry {
         Self::default()
     }
 
-    /// The drivers the harness itself provides: `command`, `upstream` and `warden`.
+    /// Every driver the harness provides: the `command`, `upstream`, `warden` and `oidc`
+    /// processes and every churn action.
     pub fn builtin() -> Self {
         let mut r = Self::empty();
         r.register_process(ProcessKind::Command, |spec, _| {
@@ -145,6 +151,7 @@ impl Registry {
                 spec, ctx,
             )?))
         });
+        super::churn::register(&mut r);
         r
     }
 

@@ -2,6 +2,7 @@
 //! must hold, and which figures to report. Parsed with Warden's own strict YAML front end, so
 //! every error reads `file:line:column: field.path: message`, all of them at once.
 
+pub mod churn;
 pub mod command;
 pub mod describe;
 pub mod driver;
@@ -41,6 +42,9 @@ pub fn load(path: &Path) -> Result<Scenario, Vec<ConfError>> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // Absolute, because processes start in this directory: a path relative to the caller's
+    // working directory would not resolve from there.
+    let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     let plan = parse(&src, &file, &dir)?;
     Ok(Scenario {
         path: path.to_path_buf(),

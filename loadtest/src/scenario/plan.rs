@@ -50,6 +50,11 @@ impl Plan {
                 Length::Requests(n) => Length::Requests(n.min(SMOKE_REQUESTS)),
             };
         }
+        // Later ticks keep their period: some disruptions (an unknown-key refetch, say) are
+        // rate limited in Warden, and ticking faster than real life would test that instead.
+        for c in &mut self.churn {
+            c.first_after = Some(c.every.get().min(SMOKE_PHASE / 3));
+        }
     }
 }
 

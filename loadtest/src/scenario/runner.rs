@@ -137,6 +137,14 @@ pub async fn run(
 
     let result = async {
         start_all(scenario, &mut procs, ctx).await?;
+        for (spec, driver) in churn.iter_mut() {
+            driver.prepare(ctx).await.map_err(|e| {
+                RunnerError::Phase(
+                    format!("before the phases ({})", spec.action.name()),
+                    e.to_string(),
+                )
+            })?;
+        }
         let mut phases = Vec::new();
         let mut churn_errors = Vec::new();
         for phase in &plan.phases {
@@ -233,7 +241,9 @@ async fn run_phase(
     let mut load = tokio::task::spawn_blocking(move || generator::run(&cfg));
     let mut next: Vec<Option<Instant>> = churn
         .iter()
-        .map(|(spec, _)| applies(spec, phase).then(|| started + spec.every.get()))
+        .map(|(spec, _)| {
+            applies(spec, phase).then(|| started + spec.first_after.unwrap_or(spec.every.get()))
+        })
         .collect();
     let mut events: Vec<ChurnEvent> = Vec::new();
     let report = loop {

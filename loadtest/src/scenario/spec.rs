@@ -216,6 +216,9 @@ pub struct ChurnSpec {
     pub action: ChurnAction,
     /// The period between ticks; the first tick comes one period into a phase.
     pub every: Duration,
+    /// Set by smoke mode: the first tick comes this soon, so that a short phase sees one.
+    #[serde(skip)]
+    pub first_after: Option<std::time::Duration>,
     /// The phases it runs in; default: every measured (non-warm-up) phase.
     #[serde(default)]
     pub phases: Vec<String>,
