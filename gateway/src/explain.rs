@@ -33,6 +33,19 @@ pub enum Caller {
     Anonymous,
 }
 
+/// The first certificate of a PEM file, reduced as the https listener reduces it.
+fn read_client_cert(
+    file: &std::path::Path,
+) -> Result<warden_plugins::policy::ClientCert, ExplainError> {
+    let fail = |m: String| ExplainError::ClientCert(format!("{}: {m}", file.display()));
+    let pem = std::fs::read(file).map_err(|e| fail(e.to_string()))?;
+    let der = rustls_pemfile::certs(&mut pem.as_slice())
+        .next()
+        .ok_or_else(|| fail("no PEM certificate in it".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+    crate::client_certs::reduce(&der).ok_or_else(|| fail("not an X.509 certificate".into()))
+}
+
 /// One `warden explain` invocation.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -41,6 +54,8 @@ pub struct Request {
     pub url: String,
     pub caller: Caller,
     pub client_ip: IpAddr,
+    /// A PEM file with the client certificate presented over mutual TLS (not verified here).
+    pub client_cert: Option<PathBuf>,
     /// Unix seconds the decision is taken at (time-bounded rules).
     pub at: i64,
 }
@@ -64,6 +79,8 @@ pub enum ExplainError {
     Path(String),
     #[error("cannot read the claims file {file}: {message}")]
     Claims { file: String, message: String },
+    #[error("--client-cert: {0}")]
+    ClientCert(String),
     #[error("--token is not a JWT: {0}")]
     Token(String),
     #[error("the token was refused by issuer `{issuer}` (verified with its jwks_file): {code}")]
@@ -290,11 +307,15 @@ pub fn explain(req: &Request) -> Result<Outcome, ExplainError> {
             text: out,
         });
     }
+    let client_cert = match &req.client_cert {
+        Some(file) => Some(read_client_cert(file)?),
+        None => None,
+    };
     let facts = RequestFacts {
         method: &method,
         path: &path,
         client_ip: req.client_ip,
-        client_cert: None,
+        client_cert: client_cert.as_ref(),
         cors_preflight: false,
         now_secs: req.at,
     };

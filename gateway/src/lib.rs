@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod background;
 pub mod check;
+pub mod client_certs;
 pub mod conf;
 pub mod explain;
 pub mod identity;

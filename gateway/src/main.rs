@@ -52,6 +52,10 @@ enum Command {
         /// The client address source_ip rules see.
         #[arg(long, default_value = "127.0.0.1")]
         client_ip: std::net::IpAddr,
+        /// A PEM file: the client certificate presented over mutual TLS, for
+        /// `client_certificate` rules (its chain is not verified here).
+        #[arg(long)]
+        client_cert: Option<PathBuf>,
         /// Decide at this RFC 3339 time instead of now (time-bounded rules).
         #[arg(long)]
         at: Option<jiff::Timestamp>,
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
             claims,
             token,
             client_ip,
+            client_cert,
             at,
         } => {
             let caller = match (claims, token) {
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
                 url,
                 caller,
                 client_ip,
+                client_cert,
                 at: at.unwrap_or_else(jiff::Timestamp::now).as_second(),
             };
             match warden::explain::explain(&req) {

@@ -72,7 +72,20 @@ pub fn run(conf_path: std::path::PathBuf) -> anyhow::Result<()> {
         proxy.add_tcp(addr);
     }
     if let Some(addr) = &conf.listen.https {
-        let mut tls = TlsSettings::intermediate("", "").context("TLS settings")?;
+        let mut tls = match &conf.tls.client_auth {
+            None => TlsSettings::intermediate("", "").context("TLS settings")?,
+            Some(auth) => {
+                let mut t =
+                    TlsSettings::with_callbacks(Box::new(crate::client_certs::CaptureClientCert))
+                        .context("TLS settings")?;
+                t.set_client_cert_verifier(
+                    crate::client_certs::verifier(auth)
+                        .map_err(anyhow::Error::msg)
+                        .context("tls.client_auth")?,
+                );
+                t
+            }
+        };
         tls.set_cert_resolver(crate::tls::RESOLVER.clone());
         tls.enable_h2();
         proxy.add_tls_with_settings(addr, None, tls);

@@ -113,6 +113,13 @@ impl Snapshot {
                 CertStore::default()
             }
         };
+        if let Some(auth) = &conf.tls.client_auth {
+            // Only the listener (built at start) uses it; checked here so that `check` and a
+            // reload report a bad CA bundle.
+            if let Err(m) = crate::client_certs::verifier(auth) {
+                errs.push(FieldError::new("tls.client_auth.ca_file", m));
+            }
+        }
         let old_pools: HashMap<u64, Arc<Pool>> = previous
             .map(|p| {
                 p.routes

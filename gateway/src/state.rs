@@ -127,6 +127,9 @@ impl State {
         {
             tracing::warn!("listener addresses changed: they take effect at the next restart");
         }
+        if loaded.conf.tls.client_auth != old.conf.tls.client_auth {
+            tracing::warn!("tls.client_auth changed: it takes effect at the next restart");
+        }
         let generation = old.generation + 1;
         let snap = Snapshot::build(
             loaded.conf.clone(),

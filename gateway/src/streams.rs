@@ -18,7 +18,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::{Duration, Instant};
-use warden_plugins::policy::RequestFacts;
+use warden_plugins::policy::{ClientCert, RequestFacts};
 use warden_plugins::session::{BlockList, Session, SessionStore};
 use warden_plugins::Identity;
 
@@ -95,6 +95,7 @@ pub struct OpenStream {
     /// The normalised path.
     pub path: String,
     pub client_ip: IpAddr,
+    pub client_cert: Option<Arc<ClientCert>>,
     pub request_id: String,
     pub terminate: Box<dyn Terminate>,
 }
@@ -237,6 +238,7 @@ pub fn register(
                 .clone()
                 .unwrap_or_else(|| req.uri.path().to_string()),
             client_ip: ctx.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            client_cert: ctx.client_cert.clone(),
             request_id: ctx.request_id.clone(),
             terminate: Box::new(socket),
         }),
@@ -265,7 +267,7 @@ fn verdict(s: &OpenStream, access: &dyn Access, now: i64) -> Option<Termination>
         method: &s.method,
         path: &s.path,
         client_ip: s.client_ip,
-        client_cert: None,
+        client_cert: s.client_cert.as_deref(),
         cors_preflight: false,
         now_secs: now,
     };
@@ -466,6 +468,7 @@ mod tests {
             method: "GET".into(),
             path: "/ws".into(),
             client_ip: IpAddr::from([127, 0, 0, 1]),
+            client_cert: None,
             request_id: rid.into(),
             terminate: Box::new(Flag(flag.clone())),
         });

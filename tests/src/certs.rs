@@ -39,6 +39,20 @@ impl TestCa {
         (crt, keyp)
     }
 
+    /// A client certificate (extended key usage `clientAuth`) with subject alternative
+    /// names `sans`, as reqwest takes it: key and certificate in one PEM.
+    pub fn client_identity(&self, sans: &[&str]) -> (reqwest::Identity, Vec<u8>) {
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.ca).expect("sign");
+        let pem = format!("{}{}", key.serialize_pem(), cert.pem());
+        let identity = reqwest::Identity::from_pem(pem.as_bytes()).expect("identity");
+        (identity, cert.der().to_vec())
+    }
+
     /// A rustls server configuration with a fresh leaf for `hosts`, offering h2 and
     /// HTTP/1.1 by ALPN (for TLS upstreams).
     pub fn server_config(&self, hosts: &[&str]) -> Arc<ServerConfig> {

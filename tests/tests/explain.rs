@@ -91,6 +91,23 @@ fn golden_explain_outputs() {
             2,
             &["--url", "https://eng.test/", "--claims", "staff.json"],
         ),
+        (
+            "client-cert-san",
+            0,
+            &[
+                "--url",
+                "https://builds.test/",
+                "--claims",
+                "staff.json",
+                "--client-cert",
+                "build-agent.pem",
+            ],
+        ),
+        (
+            "client-cert-missing",
+            2,
+            &["--url", "https://builds.test/", "--claims", "staff.json"],
+        ),
         ("anonymous", 2, &["--url", "https://app.test/docs"]),
         ("public-route", 0, &["--url", "https://status.test/"]),
         ("no-route", 2, &["--url", "https://nowhere.test/"]),

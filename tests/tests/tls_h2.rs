@@ -259,3 +259,97 @@ routes:
     })
     .await;
 }
+
+const MTLS_CONF: &str = r#"
+listen: { http: "${HTTP}", https: "${HTTPS}" }
+admin: { listen: "${ADMIN}" }
+identity:
+  jwt_issuers:
+    - { name: ci, issuer: "https://tokens.test", audiences: [warden], jwks_file: "${DIR}/jwks.json" }
+tls:
+  certificates:
+    - { hosts: [m.test], cert: "${DIR}/m.crt", key: "${DIR}/m.key" }
+  client_auth: { ca_file: "${DIR}/clients-ca.pem" }
+routes:
+  - name: by-san
+    host: m.test
+    path_prefix: /san
+    upstreams: ["${UP}"]
+    auth: { bearer: [ci] }
+    policy:
+      allow: [{ authenticated: true, client_certificate: { san: svc.example.test } }]
+  - name: by-fingerprint
+    host: m.test
+    path_prefix: /fingerprint
+    upstreams: ["${UP}"]
+    auth: { bearer: [ci] }
+    policy:
+      allow: [{ authenticated: true, client_certificate: { fingerprint: "${FINGERPRINT}" } }]
+"#;
+
+#[tokio::test]
+async fn client_certificates_verified_by_the_listener_decide_policy() {
+    let server_ca = TestCa::new();
+    let clients_ca = TestCa::new();
+    let stranger_ca = TestCa::new();
+    let setup = Setup::new();
+    let dir = setup.dir.path();
+    server_ca.leaf(dir, "m", &["m.test"]);
+    std::fs::write(dir.join("clients-ca.pem"), &clients_ca.ca_pem).expect("write ca");
+    let issuer = warden_tests::tokens::Issuer::new("https://tokens.test");
+    issuer.write_jwks(&dir.join("jwks.json"));
+    let (svc, _) = clients_ca.client_identity(&["svc.example.test"]);
+    let (other, other_der) = clients_ca.client_identity(&["other.example.test"]);
+    let (forged, _) = stranger_ca.client_identity(&["svc.example.test"]);
+    let fingerprint: String = ring::digest::digest(&ring::digest::SHA256, &other_der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let up = Upstream::start("mtls").await;
+    let w = setup
+        .start(
+            MTLS_CONF,
+            &[("UP", up.address()), ("FINGERPRINT", fingerprint)],
+        )
+        .await;
+    let token = issuer.token("svc", None, &[]);
+    let client = |identity: Option<reqwest::Identity>| {
+        let mut b = reqwest::Client::builder()
+            .no_proxy()
+            .add_root_certificate(server_ca.reqwest_root())
+            .resolve("m.test", SocketAddr::from(([127, 0, 0, 1], w.https)));
+        if let Some(i) = identity {
+            b = b.identity(i);
+        }
+        b.build().expect("client")
+    };
+    let get = |c: reqwest::Client, path: &'static str| {
+        let url = format!("https://m.test:{}{path}", w.https);
+        let token = token.clone();
+        async move { c.get(url).bearer_auth(token).send().await }
+    };
+
+    // The SAN the policy names: allowed; the upstream sees the request.
+    let r = get(client(Some(svc.clone())), "/san").await.expect("mTLS");
+    assert_eq!(r.status(), 200);
+    let echo: Echo = r.json().await.expect("echo");
+    assert_eq!(echo.path, "/san");
+    // Another certificate of the same CA, or none at all (the listener allows that: policy
+    // decides): denied.
+    let r = get(client(Some(other.clone())), "/san")
+        .await
+        .expect("mTLS");
+    assert_eq!(r.status(), 403);
+    let r = get(client(None), "/san").await.expect("TLS");
+    assert_eq!(r.status(), 403);
+    // By fingerprint: only that exact certificate.
+    let r = get(client(Some(other)), "/fingerprint")
+        .await
+        .expect("mTLS");
+    assert_eq!(r.status(), 200);
+    let r = get(client(Some(svc)), "/fingerprint").await.expect("mTLS");
+    assert_eq!(r.status(), 403);
+    // A certificate no trusted CA issued never completes the handshake, whatever its SAN.
+    assert!(get(client(Some(forged)), "/san").await.is_err());
+}

@@ -275,6 +275,21 @@ impl Default for ServerSettings {
 pub struct Tls {
     #[serde(default)]
     pub certificates: Vec<Certificate>,
+    /// Mutual TLS on the https listener: client certificates verified against a CA, for the
+    /// `client_certificate` policy criterion. Read at start; a change needs a restart.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuth>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientAuth {
+    /// PEM bundle of the CAs that issue client certificates.
+    pub ca_file: ConfPath,
+    /// Refuse the TLS handshake without a valid client certificate. When false, a client
+    /// without one still connects and policy decides (browsers rarely have one).
+    #[serde(default)]
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

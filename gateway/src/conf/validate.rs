@@ -45,6 +45,12 @@ pub fn validate(c: &ConfFile) -> Vec<FieldError> {
             "the https listener needs at least one certificate in `tls.certificates`".into(),
         );
     }
+    if c.tls.client_auth.is_some() && c.listen.https.is_none() {
+        err(
+            "tls.client_auth".into(),
+            "client certificates need an `https` listener".into(),
+        );
+    }
     if c.listen.redirect_to_https && c.listen.https.is_none() {
         err(
             "listen.redirect_to_https".into(),

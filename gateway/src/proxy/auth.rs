@@ -109,7 +109,7 @@ impl Gateway {
             client_ip: ctx
                 .client_ip
                 .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
-            client_cert: None,
+            client_cert: ctx.client_cert.as_deref(),
             cors_preflight: preflight,
             now_secs: now,
         };
@@ -287,7 +287,7 @@ impl Gateway {
                     client_ip: ctx
                         .client_ip
                         .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
-                    client_cert: None,
+                    client_cert: ctx.client_cert.as_deref(),
                     cors_preflight: true,
                     now_secs: now,
                 };

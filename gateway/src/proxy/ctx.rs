@@ -49,6 +49,8 @@ pub struct Ctx {
     pub client_ip: Option<IpAddr>,
     pub peer_trusted: bool,
     pub tls: bool,
+    /// The verified client certificate of the connection (mutual TLS).
+    pub client_cert: Option<Arc<warden_plugins::policy::ClientCert>>,
     /// Backends already tried for this request (retries go elsewhere).
     pub tried: Vec<SocketAddr>,
     pub upstream: Option<SocketAddr>,
@@ -73,6 +75,7 @@ impl Ctx {
             snapshot: None,
             route: None,
             request_id: String::new(),
+            client_cert: None,
             client_ip: None,
             peer_trusted: false,
             tls: false,

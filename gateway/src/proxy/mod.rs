@@ -74,6 +74,9 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = self.state.current();
         ctx.tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        if ctx.tls {
+            ctx.client_cert = crate::client_certs::from_session(session);
+        }
         let peer_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
