@@ -13,14 +13,25 @@ pub use oidc::OidcProvider;
 pub use upstream::Upstream;
 pub use warden::Warden;
 
-/// A port that was free a moment ago (bind to 0, read, release). Warden needs concrete
-/// addresses in its conf, so this tiny race is unavoidable; ports come from the OS's ephemeral
-/// range and are not reused immediately.
+/// A port that was free a moment ago. Warden needs concrete addresses in its conf, so a port is
+/// picked, checked and released. Ports come from 12000–29999, below Linux's ephemeral range
+/// (32768–60999): a port from that range can be taken by any outgoing connection (a test's
+/// HTTP client, the provider's) before Warden binds it. Each process walks the range from its
+/// own starting point and never hands out a port twice.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 12_000;
+    const SPAN: u32 = 18_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    for _ in 0..SPAN {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 12000–29999");
 }
 
 /// An HTTP client that never follows redirects, so tests see what Warden answered.
