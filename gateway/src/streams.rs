@@ -333,9 +333,11 @@ fn route_allows(
 }
 
 /// How often streams are re-checked without an event; also how soon a reload is noticed.
-const TICK: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(100);
 /// Every stream is re-checked at least this often (expiry, time-bounded rules).
-const FULL_RECHECK: Duration = Duration::from_secs(1);
+/// Half a second, so that access ending by the clock (`valid_until`, session expiry) closes
+/// the stream well within a second; a re-check costs well under a microsecond per stream.
+const FULL_RECHECK: Duration = Duration::from_millis(500);
 
 async fn watch(registry: Arc<Registry>, state: Arc<State>) {
     let mut blocks = state.shared.blocks.epoch();
