@@ -307,6 +307,18 @@ async fn a_kubernetes_route_carries_the_service_account_token_and_one_header_per
         .all(|g| g != "system:masters"));
 }
 
+/// An HTTP/1 message head, up to and including the blank line, read a byte at a time so that
+/// nothing after it (the upgraded stream) is consumed.
+async fn read_head(s: &mut tokio::net::TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).await.expect("message head");
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
 /// A stand-in for kube-apiserver's exec endpoint: answers an `Upgrade: SPDY/3.1` request with
 /// 101, then echoes bytes. Returns its address and the request head it received.
 async fn spdy_upstream() -> (String, tokio::sync::oneshot::Receiver<String>) {
@@ -317,13 +329,7 @@ async fn spdy_upstream() -> (String, tokio::sync::oneshot::Receiver<String>) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let (mut s, _) = l.accept().await.expect("accept");
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            s.read_exact(&mut byte).await.expect("request head");
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&head).to_string();
+        let head = read_head(&mut s).await;
         let upgrade = head
             .to_ascii_lowercase()
             .contains("\r\nupgrade: spdy/3.1\r\n");
@@ -381,13 +387,7 @@ async fn kubectl_spdy_upgrades_pass_a_kubernetes_route_with_impersonation() {
         "POST /api/v1/namespaces/default/pods/web/exec?command=sh&stdin=true HTTP/1.1\r\nHost: k8s.test\r\nAuthorization: Bearer {token}\r\nConnection: Upgrade, Impersonate-User\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\nImpersonate-Group: system:masters\r\nContent-Length: 0\r\n\r\n"
     );
     s.write_all(req.as_bytes()).await.expect("send");
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    while !got.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).await.expect("response head");
-        got.push(byte[0]);
-    }
-    let resp = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    let resp = read_head(&mut s).await.to_ascii_lowercase();
     assert!(resp.starts_with("http/1.1 101"), "{resp}");
     assert!(resp.contains("upgrade: spdy/3.1"), "{resp}");
 
