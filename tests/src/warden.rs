@@ -266,18 +266,7 @@ impl Warden {
             .text()
             .await
             .ok()?;
-        let mut found = None;
-        for line in text.lines() {
-            if line.starts_with('#') {
-                continue;
-            }
-            let (key, value) = line.rsplit_once(' ')?;
-            let bare = key.split('{').next().unwrap_or(key);
-            if bare == name && labels.iter().all(|l| key.contains(l)) {
-                *found.get_or_insert(0.0) += value.parse::<f64>().ok()?;
-            }
-        }
-        found
+        metric_sum(&text, name, labels)
     }
 
     pub async fn metric(&self, name: &str) -> Option<f64> {
@@ -324,4 +313,22 @@ impl Drop for Warden {
             let _ = c.wait();
         }
     }
+}
+
+/// In Prometheus text `text`, the sum of metric `name`'s samples whose line contains every
+/// string in `labels` (`key="value"`); `None` when there is none.
+pub fn metric_sum(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((key, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let bare = key.split('{').next().unwrap_or(key);
+        if bare == name && labels.iter().all(|l| key.contains(l)) {
+            if let Ok(v) = value.parse::<f64>() {
+                *found.get_or_insert(0.0) += v;
+            }
+        }
+    }
+    found
 }

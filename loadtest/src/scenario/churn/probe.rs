@@ -70,19 +70,7 @@ pub async fn metric(
         .text()
         .await
         .map_err(|e| format!("GET {url}: {e}"))?;
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((key, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let bare = key.split('{').next().unwrap_or(key);
-        if bare == name && labels.iter().all(|l| key.contains(l)) {
-            if let Ok(v) = value.parse::<f64>() {
-                *found.get_or_insert(0.0) += v;
-            }
-        }
-    }
-    Ok(found)
+    Ok(warden_tests::warden::metric_sum(&text, name, labels))
 }
 
 /// Polls [`metric`] every 10 ms until `done` holds for its value, for at most `within`;
