@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod allocator;
 pub mod background;
 pub mod check;
 pub mod client_certs;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 // Per-request allocations (headers, log lines, futures) dominate allocator use; mimalloc's
 // thread-local free lists cost a fraction of glibc malloc's under two busy worker threads.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: warden::allocator::MiMalloc = warden::allocator::MiMalloc;
 
 #[derive(Parser)]
 #[command(
