@@ -169,8 +169,42 @@ impl Line {
         let mut b = itoa::Buffer::new();
         self.buf.extend_from_slice(b.format(us / 1000).as_bytes());
         self.buf.push(b'.');
-        let frac = us % 1000;
-        self.buf.extend_from_slice(format!("{frac:03}").as_bytes());
+        crate::textfmt::push_padded(&mut self.buf, us % 1000, 3);
+        self
+    }
+
+    /// The current time, RFC 3339 UTC with microseconds.
+    pub fn time(&mut self, k: &str) -> &mut Self {
+        self.key(k);
+        self.buf.push(b'"');
+        crate::textfmt::push_now(&mut self.buf);
+        self.buf.push(b'"');
+        self
+    }
+
+    pub fn opt_ip(&mut self, k: &str, v: Option<std::net::IpAddr>) -> &mut Self {
+        self.key(k);
+        match v {
+            Some(ip) => {
+                self.buf.push(b'"');
+                crate::textfmt::push_ip(&mut self.buf, ip);
+                self.buf.push(b'"');
+            }
+            None => self.buf.extend_from_slice(b"null"),
+        }
+        self
+    }
+
+    pub fn opt_addr(&mut self, k: &str, v: Option<std::net::SocketAddr>) -> &mut Self {
+        self.key(k);
+        match v {
+            Some(a) => {
+                self.buf.push(b'"');
+                crate::textfmt::push_socket_addr(&mut self.buf, a);
+                self.buf.push(b'"');
+            }
+            None => self.buf.extend_from_slice(b"null"),
+        }
         self
     }
 
@@ -205,28 +239,46 @@ pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
     buf.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f | 0x7f => {
-                buf.extend_from_slice(&bytes[start..i]);
-                buf.extend_from_slice(format!("\\u{b:04x}").as_bytes());
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
+    // Most values need no escaping: scan with a table and copy runs whole.
+    while let Some(off) = bytes[start..]
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[b as usize])
+    {
+        let i = start + off;
         buf.extend_from_slice(&bytes[start..i]);
-        buf.extend_from_slice(esc);
+        let b = bytes[i];
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                buf.extend_from_slice(b"\\u00");
+                buf.push(HEX[(b >> 4) as usize]);
+                buf.push(HEX[(b & 0xf) as usize]);
+            }
+        }
         start = i + 1;
     }
     buf.extend_from_slice(&bytes[start..]);
     buf.push(b'"');
 }
+
+/// `"`, `\`, the C0 controls and DEL.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[0x7f] = true;
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -235,14 +287,26 @@ mod tests {
     #[test]
     fn lines_are_valid_json() {
         let mut l = Line::new();
-        l.str("path", "/a\"b\\c\n\u{1}")
+        l.str("path", "/a\"b\\c\n\u{1}\u{7f}\té")
             .num("status", 200)
             .millis("duration_ms", std::time::Duration::from_micros(1234))
-            .opt_str("upstream", None);
+            .opt_str("upstream", None)
+            .time("time")
+            .opt_ip("client", "10.0.0.7".parse().ok())
+            .opt_addr("peer", "[::1]:8443".parse().ok())
+            .opt_ip("none", None);
         let mut bytes = l.as_bytes().to_vec();
         bytes.push(b'}');
         let v: serde_json::Value = serde_json::from_slice(&bytes).expect("valid JSON");
-        assert_eq!(v["path"], "/a\"b\\c\n\u{1}");
+        assert_eq!(v["path"], "/a\"b\\c\n\u{1}\u{7f}\té");
+        assert!(v["time"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .is_ok());
+        assert_eq!(v["client"], "10.0.0.7");
+        assert_eq!(v["peer"], "[::1]:8443");
+        assert!(v["none"].is_null());
         assert_eq!(v["status"], 200);
         assert_eq!(v["duration_ms"].as_f64(), Some(1.234));
         assert!(v["upstream"].is_null());

@@ -21,6 +21,7 @@ pub mod server;
 pub mod snapshot;
 pub mod state;
 pub mod streams;
+pub mod textfmt;
 pub mod tls;
 pub mod triggers;
 pub mod upstream;

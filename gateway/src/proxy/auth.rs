@@ -473,7 +473,7 @@ impl Gateway {
         let id = ctx.identity.as_deref();
         let mut line = crate::jsonlog::Line::new();
         line.str("type", "audit")
-            .str("time", &jiff::Timestamp::now().to_string())
+            .time("time")
             .str("request_id", &ctx.request_id)
             .str("route", &route.name)
             .str("method", session.req_header().method.as_str())

@@ -343,9 +343,16 @@ impl ProxyHttp for Gateway {
         // X-Forwarded-For: appended to a trusted proxy's list, replaced otherwise.
         let xff = match (ctx.peer_trusted, up.headers.get(X_FORWARDED_FOR), peer) {
             (true, Some(prev), Some(p)) => {
-                Some(format!("{}, {p}", String::from_utf8_lossy(prev.as_bytes())))
+                let mut v = prev.as_bytes().to_vec();
+                v.extend_from_slice(b", ");
+                crate::textfmt::push_ip(&mut v, p);
+                Some(v)
             }
-            (_, _, Some(p)) => Some(p.to_string()),
+            (_, _, Some(p)) => {
+                let mut v = Vec::with_capacity(15);
+                crate::textfmt::push_ip(&mut v, p);
+                Some(v)
+            }
             _ => None,
         };
         match xff {
@@ -519,7 +526,7 @@ impl ProxyHttp for Gateway {
         }
         let req = session.req_header();
         let mut line = crate::jsonlog::Line::new();
-        line.str("time", &jiff::Timestamp::now().to_string())
+        line.time("time")
             .str("request_id", &ctx.request_id)
             .opt_str("route", ctx.route.as_ref().map(|r| &*r.name))
             .str("method", req.method.as_str())
@@ -538,9 +545,9 @@ impl ProxyHttp for Gateway {
             .opt_str("subject", ctx.identity.as_ref().map(|i| &*i.subject))
             .num("status", status as u64)
             .millis("duration_ms", elapsed)
-            .opt_str("upstream", ctx.upstream.map(|u| u.to_string()).as_deref())
+            .opt_addr("upstream", ctx.upstream)
             .num("bytes_sent", session.body_bytes_sent() as u64)
-            .opt_str("client", ctx.client_ip.map(|c| c.to_string()).as_deref())
+            .opt_ip("client", ctx.client_ip)
             .str(
                 "protocol",
                 if session.is_http2() { "h2" } else { "http/1.1" },
