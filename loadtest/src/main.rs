@@ -3,6 +3,11 @@
 
 use std::process::ExitCode;
 
+// Warden's allocator, so that the bare Pingora passthrough (`pingora-passthrough`) differs from
+// Warden only in what the proxy does, and the generator costs the same in every comparison.
+#[global_allocator]
+static ALLOC: warden::allocator::MiMalloc = warden::allocator::MiMalloc;
+
 fn main() -> ExitCode {
     match warden_loadtest::cli::main() {
         Ok(code) => code,
