@@ -57,8 +57,8 @@ pub struct Identity {
     pub subject: Box<str>,
     pub email: Option<Box<str>>,
     pub name: Option<Box<str>>,
-    /// Group names, sorted and de-duplicated.
-    pub groups: Box<[Box<str>]>,
+    /// Group names, sorted and de-duplicated; shared between identities (`group_names`).
+    pub groups: Box<[Arc<str>]>,
     /// The `iss` the credential was issued by.
     pub issuer_url: Box<str>,
     pub method: AuthMethod,
@@ -107,9 +107,12 @@ impl Identity {
     pub fn with_groups<I, S>(mut self, groups: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<Box<str>>,
+        S: AsRef<str>,
     {
-        let mut v: Vec<Box<str>> = groups.into_iter().map(Into::into).collect();
+        let mut v: Vec<Arc<str>> = groups
+            .into_iter()
+            .map(|g| crate::group_names::shared(g.as_ref()))
+            .collect();
         v.sort_unstable();
         v.dedup();
         self.groups = v.into_boxed_slice();
@@ -157,7 +160,7 @@ mod tests {
         .with_groups(["b", "a", "b", "c"]);
         assert_eq!(
             &*id.groups,
-            &["a".into(), "b".into(), "c".into()] as &[Box<str>]
+            &["a".into(), "b".into(), "c".into()] as &[Arc<str>]
         );
         assert!(id.has_group("b"));
         assert!(!id.has_group("d"));

@@ -5,6 +5,7 @@
 pub mod annotate;
 pub mod clock;
 pub mod conf;
+pub mod group_names;
 pub mod identity;
 pub mod jwt;
 pub mod metrics;

@@ -118,7 +118,10 @@ mod tests {
         assert_eq!(&*id.subject, "u1");
         assert_eq!(id.email.as_deref(), Some("u@x"));
         assert_eq!(id.name.as_deref(), Some("U"));
-        assert_eq!(&*id.groups, &["a".into(), "b".into()] as &[Box<str>]);
+        assert_eq!(
+            &*id.groups,
+            &["a".into(), "b".into()] as &[std::sync::Arc<str>]
+        );
         assert_eq!(&*id.issuer_url, "https://i");
         assert_eq!(id.method.source_name(), "ci");
         assert_eq!(id.method.kind(), "bearer");

@@ -34,9 +34,12 @@ pub(crate) fn generation() -> u32 {
 }
 
 /// The ids of those of `groups` that are interned, sorted, with the generation they reflect.
-fn ids_of(groups: &[Box<str>]) -> GroupIds {
+fn ids_of(groups: &[Arc<str>]) -> GroupIds {
     let map = INTERNER.read();
-    let mut ids: Vec<u32> = groups.iter().filter_map(|g| map.get(g).copied()).collect();
+    let mut ids: Vec<u32> = groups
+        .iter()
+        .filter_map(|g| map.get(&**g).copied())
+        .collect();
     ids.sort_unstable();
     GroupIds {
         generation: u32::try_from(map.len()).unwrap_or(u32::MAX),
@@ -75,7 +78,7 @@ impl GroupIdsRef {
 impl GroupIdCache {
     /// The ids of `groups` as known at `min_generation` or later, recomputing the cache when it
     /// is older (the only path that allocates).
-    pub(crate) fn get(&self, groups: &[Box<str>], min_generation: u32) -> GroupIdsRef {
+    pub(crate) fn get(&self, groups: &[Arc<str>], min_generation: u32) -> GroupIdsRef {
         let cached = self.0.load();
         if cached
             .as_ref()
@@ -108,7 +111,7 @@ pub(crate) fn contains_all(have: &[u32], want: &[u32]) -> bool {
 mod tests {
     use super::*;
 
-    fn groups(names: &[&str]) -> Vec<Box<str>> {
+    fn groups(names: &[&str]) -> Vec<Arc<str>> {
         names.iter().map(|s| (*s).into()).collect()
     }
 
