@@ -15,4 +15,6 @@ for s in upstream-alone steady-bearer steady-session policy-reload upstream-flap
     echo "--- scenario $s (smoke)"
     "$LOADTEST_BIN" scenario --smoke "$root/loadtest/scenarios/$s.yaml" || status=1
 done
+echo "--- 2,000 sessions through the stub provider (sessions-rss.sh)"
+COUNT=2000 "$root/loadtest/sessions-rss.sh" || status=1
 exit $status

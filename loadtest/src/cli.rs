@@ -34,6 +34,11 @@ pub enum Command {
     /// A bare Pingora reverse proxy to one upstream: the baseline `compare.sh` measures Warden's
     /// own cost against.
     PingoraPassthrough(PassthroughArgs),
+    /// A stub OpenID provider that signs every user in at once (for `sessions-fill`).
+    OidcStub(OidcStubArgs),
+    /// Logs many browser sessions in through Warden and a provider (`oidc-stub`), to measure
+    /// Warden's memory with them live.
+    SessionsFill(SessionsFillArgs),
     /// Run a scenario file, or print its plan with --dry-run.
     Scenario(ScenarioArgs),
     /// Write an ES256 key (created when absent), its JWKS, and signed bearer tokens.
@@ -161,6 +166,32 @@ pub struct PassthroughArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct OidcStubArgs {
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// The ES256 signing key (PKCS#8 DER), created when absent.
+    #[arg(long)]
+    pub key: PathBuf,
+    #[arg(long, default_value = "warden")]
+    pub client_id: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SessionsFillArgs {
+    /// A URL on a login route (`auth: { login: … }`).
+    #[arg(long)]
+    pub start: String,
+    /// Where the URL's host is served (Warden's listener).
+    #[arg(long)]
+    pub connect: SocketAddr,
+    #[arg(long)]
+    pub count: u64,
+    /// Logins in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub parallel: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct ScenarioArgs {
     pub file: PathBuf,
     /// Check the file and print the plan without running anything.
@@ -187,6 +218,20 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Upstream(a) => upstream(&a),
         Command::PingoraPassthrough(a) => {
             crate::passthrough::run(a.listen, a.upstream, a.threads);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::OidcStub(a) => {
+            runtime(1)?.block_on(crate::sessions_fill::serve_stub(
+                a.listen,
+                &a.key,
+                &a.client_id,
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SessionsFill(a) => {
+            runtime(1)?.block_on(crate::sessions_fill::fill(
+                &a.start, a.connect, a.count, a.parallel,
+            ))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Scenario(a) => scenario_cmd(&a),
@@ -401,4 +446,12 @@ fn scenario_cmd(a: &ScenarioArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")
 }

@@ -12,6 +12,7 @@ pub mod readiness;
 pub mod report;
 pub mod scenario;
 pub mod schedule;
+pub mod sessions_fill;
 pub mod status;
 pub mod tokens;
 pub mod upstream;

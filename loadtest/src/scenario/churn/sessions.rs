@@ -157,19 +157,23 @@ pub async fn login(spec: &LoginSpec) -> Result<String, String> {
         .send()
         .await
         .map_err(|e| format!("the callback: {e}"))?;
-    r.headers()
+    session_cookie(r.headers()).ok_or_else(|| {
+        format!(
+            "the callback answered {} without a session cookie",
+            r.status()
+        )
+    })
+}
+
+/// The `name=value` of the Warden session cookie a response sets.
+pub fn session_cookie(headers: &http::HeaderMap) -> Option<String> {
+    headers
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find(|c| c.starts_with("warden_session=") || c.starts_with("__Host-warden_session="))
         .and_then(|c| c.split(';').next())
         .map(str::to_string)
-        .ok_or_else(|| {
-            format!(
-                "the callback answered {} without a session cookie",
-                r.status()
-            )
-        })
 }
 
 /// `n` logins, `parallel` at a time.
