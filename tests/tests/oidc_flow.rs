@@ -258,7 +258,10 @@ async fn groups_can_come_from_userinfo() {
     o.conf = json!({"groups_from": "userinfo"});
     let s = Setup::start(o).await;
     let session = s.session("bob").await;
-    assert_eq!(&*session.identity().groups, ["eng".into()] as [std::sync::Arc<str>; 1]);
+    assert_eq!(
+        &*session.identity().groups,
+        ["eng".into()] as [std::sync::Arc<str>; 1]
+    );
 }
 
 #[tokio::test]
