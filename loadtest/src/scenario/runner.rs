@@ -5,7 +5,7 @@ use super::driver::{
     Churn, ChurnContext, ChurnEvent, DriverError, Processes, Registry, RunContext, Verdict,
 };
 use super::plan::PhasePlan;
-use super::spec::{ChurnSpec, Figure};
+use super::spec::{ChurnSpec, Figure, Priority};
 use super::Scenario;
 use crate::generator::{self, Watched};
 use crate::readiness;
@@ -200,8 +200,30 @@ async fn start_all(
                 .await
                 .map_err(|e| RunnerError::Ready(spec.name.clone(), e))?;
         }
+        if spec.priority == Priority::Background {
+            let pid = p
+                .pid()
+                .ok_or_else(|| DriverError::failed(&spec.name, "no pid to deprioritise"))?;
+            to_background(pid).map_err(|e| DriverError::failed(&spec.name, e))?;
+        }
     }
     Ok(())
+}
+
+/// Every thread of `pid` to `SCHED_IDLE`.
+fn to_background(pid: u32) -> Result<(), String> {
+    let out = std::process::Command::new("chrt")
+        .args(["--idle", "--all-tasks", "--pid", "0", &pid.to_string()])
+        .output()
+        .map_err(|e| format!("`priority: background` needs chrt (util-linux): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "chrt --idle: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 fn applies(spec: &ChurnSpec, phase: &PhasePlan) -> bool {

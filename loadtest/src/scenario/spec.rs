@@ -93,6 +93,21 @@ pub struct ProcessSpec {
     /// Include its CPU time and memory in the figures.
     #[serde(default)]
     pub measure: bool,
+    /// `background`: the process runs only when a core would otherwise idle (Linux
+    /// `SCHED_IDLE`, set with `chrt` once it is ready). For scaffolding that in production runs
+    /// on other machines, such as the OpenID provider, so that on a small machine its bursts do
+    /// not count as the gateway's latency.
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// A started process's CPU scheduling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    #[default]
+    Normal,
+    Background,
 }
 
 fn default_ready_timeout() -> Duration {

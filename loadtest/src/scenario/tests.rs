@@ -281,3 +281,23 @@ fn a_missing_file_is_one_clear_error() {
         .to_string()
         .contains("cannot read the scenario file"));
 }
+
+#[test]
+fn a_process_can_run_in_the_background_and_nothing_else() {
+    let src = "\
+name: prio
+processes:
+  - { name: idp, kind: oidc, listen: '127.0.0.1:9002', priority: background }
+  - { name: up, kind: upstream, listen: '127.0.0.1:9001' }
+target: { url: 'http://127.0.0.1:9000/' }
+phases:
+  - { name: load, rate: 100, duration: 1s }
+";
+    let p = parse(src, "s.yaml", Path::new("/base")).unwrap();
+    assert_eq!(p.processes[0].priority, spec::Priority::Background);
+    assert_eq!(p.processes[1].priority, spec::Priority::Normal);
+    let errs = errors(&src.replace("priority: background", "priority: low"));
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].starts_with("s.yaml:3:"), "{}", errs[0]);
+    assert!(errs[0].contains("processes[0].priority"), "{}", errs[0]);
+}
