@@ -26,7 +26,11 @@ static NAMES: LazyLock<Mutex<Names>> = LazyLock::new(Default::default);
 
 /// The shared copy of `name`.
 pub fn shared(name: &str) -> Arc<str> {
-    let mut names = NAMES.lock();
+    shared_in(&NAMES, name)
+}
+
+fn shared_in(names: &Mutex<Names>, name: &str) -> Arc<str> {
+    let mut names = names.lock();
     if let Some(n) = names.set.get(name) {
         return n.clone();
     }
@@ -58,18 +62,24 @@ mod tests {
 
     #[test]
     fn the_set_stays_bounded_and_drops_names_nobody_holds() {
+        // Its own set, so that filling it cannot unshare names in tests running beside it.
+        let names = Mutex::new(Names::default());
         let held: Vec<Arc<str>> = (0..CAPACITY + 10)
-            .map(|i| shared(&format!("group-names-bound-{i}")))
+            .map(|i| shared_in(&names, &format!("bound-{i}")))
             .collect();
-        assert!(NAMES.lock().set.len() <= CAPACITY);
+        assert_eq!(names.lock().set.len(), CAPACITY);
+        let (a, b) = (shared_in(&names, "full"), shared_in(&names, "full"));
+        assert!(
+            !Arc::ptr_eq(&a, &b),
+            "beyond the bound, names are not shared"
+        );
         drop(held);
         // Enough new names to trigger a sweep: the dropped ones go, the new ones are shared.
         for i in 0..CAPACITY / 4 + 1 {
-            shared(&format!("group-names-after-{i}"));
+            shared_in(&names, &format!("after-{i}"));
         }
-        let a = shared("group-names-after-final");
-        let b = shared("group-names-after-final");
+        let (a, b) = (shared_in(&names, "final"), shared_in(&names, "final"));
         assert!(Arc::ptr_eq(&a, &b), "shared again once a sweep made room");
-        assert!(NAMES.lock().set.len() <= CAPACITY);
+        assert!(names.lock().set.len() < CAPACITY / 2);
     }
 }
