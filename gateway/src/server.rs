@@ -2,6 +2,7 @@
 //! triggers and a graceful shutdown that ends as soon as requests in flight are done.
 
 use crate::admin::AdminApp;
+use crate::conf::types::ServerSettings;
 use crate::proxy::Gateway;
 use crate::state::State;
 use anyhow::Context;
@@ -38,22 +39,9 @@ pub fn run(conf_path: std::path::PathBuf) -> anyhow::Result<()> {
     crate::jsonlog::init_audit(&conf.audit.target)
         .with_context(|| format!("cannot open the audit log `{}`", conf.audit.target))?;
 
-    let threads = conf.server.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-    });
+    let sconf = pingora_conf(&conf.server);
+    let threads = sconf.threads;
     let grace = conf.server.grace_period.get();
-    let mut sconf = ServerConf {
-        threads,
-        // Pingora sleeps the whole grace period even when idle; the watcher below exits as
-        // soon as the last request is done, so this is only the upper bound.
-        grace_period_seconds: Some(grace.as_secs().max(1)),
-        graceful_shutdown_timeout_seconds: Some(1),
-        upstream_keepalive_pool_size: conf.server.upstream_keepalive_pool_size,
-        ..ServerConf::default()
-    };
-    sconf.work_stealing = true;
     let mut server = Server::new_with_opt_and_conf(Some(Opt::default()), sconf);
     server.bootstrap();
 
@@ -121,6 +109,27 @@ pub fn run(conf_path: std::path::PathBuf) -> anyhow::Result<()> {
     server.run(RunArgs::default());
     crate::jsonlog::flush();
     Ok(())
+}
+
+/// Pingora's runtime settings for `server`: also the bare Pingora baseline's
+/// (`warden-loadtest pingora-passthrough`), so the two differ only in what the proxy does.
+pub fn pingora_conf(server: &ServerSettings) -> ServerConf {
+    let threads = server.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let mut sconf = ServerConf {
+        threads,
+        // Pingora sleeps the whole grace period even when idle; `watch_shutdown` exits as soon
+        // as the last request is done, so this is only the upper bound.
+        grace_period_seconds: Some(server.grace_period.get().as_secs().max(1)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        upstream_keepalive_pool_size: server.upstream_keepalive_pool_size,
+        ..ServerConf::default()
+    };
+    sconf.work_stealing = true;
+    sconf
 }
 
 /// On SIGTERM Pingora stops accepting at once; this ends the process as soon as requests in

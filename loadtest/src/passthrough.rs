@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use pingora::prelude::{HttpPeer, ProxyHttp, Result, Session};
 use pingora::proxy::http_proxy_service;
-use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::configuration::Opt;
 use pingora::server::{RunArgs, Server};
 use std::net::SocketAddr;
 
@@ -27,14 +27,13 @@ impl ProxyHttp for Passthrough {
 
 /// Serves until the process is signalled; Pingora exits the process itself.
 pub fn run(listen: SocketAddr, upstream: SocketAddr, threads: usize) {
-    // The same runtime settings as `warden run`, so the two differ only in what the proxy does.
-    let mut conf = ServerConf {
-        threads,
-        grace_period_seconds: Some(1),
-        graceful_shutdown_timeout_seconds: Some(1),
-        ..ServerConf::default()
-    };
-    conf.work_stealing = true;
+    let conf = warden::server::pingora_conf(&warden::conf::types::ServerSettings {
+        threads: Some(threads),
+        // Warden ends its grace period once requests in flight are done; without that
+        // watcher Pingora would sleep all of it on every stop between compare rounds.
+        grace_period: warden_plugins::conf::Duration::from_secs(1),
+        ..Default::default()
+    });
     let mut server = Server::new_with_opt_and_conf(Some(Opt::default()), conf);
     server.bootstrap();
     let mut proxy = http_proxy_service(&server.configuration, Passthrough { upstream });

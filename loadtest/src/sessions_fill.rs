@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 const KID: &str = "stub-1";
@@ -39,13 +39,6 @@ struct Stub {
     jwks: String,
     groups: Vec<String>,
     next_user: AtomicU64,
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 fn reply(status: StatusCode, ctype: &str, body: String) -> Response<Full<Bytes>> {
@@ -114,7 +107,7 @@ impl Stub {
         let c: serde_json::Value = serde_json::from_slice(&B64.decode(code)?)?;
         let n = c["u"].as_u64().ok_or_else(|| anyhow!("bad code"))?;
         let sub = format!("{n:020}");
-        let t = now();
+        let t = warden_tests::jwks::now();
         let header =
             B64.encode(serde_json::json!({ "alg": "ES256", "typ": "JWT", "kid": KID }).to_string());
         let claims = serde_json::json!({
