@@ -13,6 +13,7 @@ use crate::state::State;
 use crate::upstream::pool::HashKey;
 use async_trait::async_trait;
 use ctx::{Ctx, Refusal};
+use http::HeaderName;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -24,12 +25,13 @@ pub struct Gateway {
     pub state: Arc<State>,
 }
 
-const X_REQUEST_ID: &str = "x-request-id";
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
+// Parsed names: a `&str` is parsed again on every lookup and insert.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+fn header<'a>(req: &'a RequestHeader, name: &HeaderName) -> Option<&'a [u8]> {
     req.headers.get(name).map(|v| v.as_bytes())
 }
 
@@ -86,11 +88,11 @@ impl ProxyHttp for Gateway {
             ctx.peer_trusted = snap.is_trusted_proxy(peer);
             ctx.client_ip = Some(forwarded::client_ip(
                 peer,
-                header(req, X_FORWARDED_FOR),
+                header(req, &X_FORWARDED_FOR),
                 |ip| snap.is_trusted_proxy(ip),
             ));
         }
-        ctx.request_id = match header(req, X_REQUEST_ID) {
+        ctx.request_id = match header(req, &X_REQUEST_ID) {
             Some(v) if ctx.peer_trusted && forwarded::valid_request_id(v) => {
                 String::from_utf8_lossy(v).into_owned()
             }
@@ -172,7 +174,7 @@ impl ProxyHttp for Gateway {
         ctx.snapshot = Some(snap);
 
         if let Some(max) = route.max_body_size {
-            let declared = header(session.req_header(), "content-length")
+            let declared = header(session.req_header(), &http::header::CONTENT_LENGTH)
                 .and_then(|v| std::str::from_utf8(v).ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             if declared.is_some_and(|n| n > max) {
@@ -336,12 +338,19 @@ impl ProxyHttp for Gateway {
         up: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // Forwarding headers, the request id, identity headers, the assertion and
+        // impersonation: room for them at once rather than a map growth every few inserts.
+        let extra = ctx
+            .route
+            .as_ref()
+            .map_or(0, |r| r.request_headers.set.len());
+        up.reserve_headers(12 + extra);
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         // X-Forwarded-For: appended to a trusted proxy's list, replaced otherwise.
-        let xff = match (ctx.peer_trusted, up.headers.get(X_FORWARDED_FOR), peer) {
+        let xff = match (ctx.peer_trusted, up.headers.get(&X_FORWARDED_FOR), peer) {
             (true, Some(prev), Some(p)) => {
                 let mut v = prev.as_bytes().to_vec();
                 v.extend_from_slice(b", ");
@@ -358,17 +367,17 @@ impl ProxyHttp for Gateway {
         match xff {
             Some(v) => up.insert_header(X_FORWARDED_FOR, v)?,
             None => {
-                up.remove_header(X_FORWARDED_FOR);
+                up.remove_header(&X_FORWARDED_FOR);
             }
         }
-        if !(ctx.peer_trusted && up.headers.contains_key(X_FORWARDED_PROTO)) {
+        if !(ctx.peer_trusted && up.headers.contains_key(&X_FORWARDED_PROTO)) {
             up.insert_header(X_FORWARDED_PROTO, if ctx.tls { "https" } else { "http" })?;
         }
-        if !(ctx.peer_trusted && up.headers.contains_key(X_FORWARDED_HOST)) {
+        if !(ctx.peer_trusted && up.headers.contains_key(&X_FORWARDED_HOST)) {
             match request_host(session.req_header()).map(str::to_string) {
                 Some(h) => up.insert_header(X_FORWARDED_HOST, h)?,
                 None => {
-                    up.remove_header(X_FORWARDED_HOST);
+                    up.remove_header(&X_FORWARDED_HOST);
                 }
             }
         }

@@ -73,7 +73,7 @@ pub(super) fn request_origin(session: &Session, ctx: &Ctx, host: &str) -> String
     let forwarded_https = ctx.peer_trusted
         && req
             .headers
-            .get(super::X_FORWARDED_PROTO)
+            .get(&super::X_FORWARDED_PROTO)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let scheme = if ctx.tls || forwarded_https {
         "https"

@@ -45,7 +45,8 @@ where
 
         // phase 2 send to upstream
 
-        let mut req = session.req_header().clone();
+        // Warden patch: no header-case map upstream (see `clone_without_case`).
+        let mut req = session.req_header().clone_without_case();
         let authority_policy = AuthorityPolicy::from(session.downstream_session.is_custom());
         let downstream_had_host = req.headers.contains_key(http::header::HOST);
         req.set_version(Version::HTTP_11);
