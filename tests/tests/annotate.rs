@@ -417,3 +417,119 @@ async fn kubectl_spdy_upgrades_pass_a_kubernetes_route_with_impersonation() {
     s.read_exact(&mut echo).await.expect("echo");
     assert_eq!(&echo, b"\x80\x03\x00\x01spdy-frame");
 }
+
+/// An upstream that answers every request `200` and hands over the request heads it read, as
+/// bytes on the wire.
+async fn head_upstream() -> (String, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = l.local_addr().expect("address").to_string();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if s.read_exact(&mut byte).await.is_err() {
+                            return;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+                    if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// Header names go upstream in canonical case whatever case the client used, hop-by-hop
+/// headers (standard and `Connection`-nominated) never arrive, and a request without any
+/// hop-by-hop header loses nothing.
+#[tokio::test]
+async fn upstream_sees_canonical_names_and_no_hop_by_hop_headers() {
+    let (up, mut heads) = head_upstream().await;
+    let setup = Setup::new();
+    let warden = setup
+        .start(
+            r#"
+listen: { http: "${HTTP}" }
+admin: { listen: "${ADMIN}" }
+routes:
+  - { public: true, name: site, host: app.test, upstreams: ["${UP}"] }
+"#,
+            &[("UP", up)],
+        )
+        .await;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", warden.http))
+        .await
+        .expect("connect");
+    let send = |extra: &str| {
+        format!(
+            "GET /a HTTP/1.1\r\nHost: app.test\r\nX-Custom-Thing: 1\r\nAccept: */*\r\n{extra}\r\n"
+        )
+    };
+    // Each alone (a request carrying any one of them must not skip the stripping), then all
+    // together, then none.
+    let singles = [
+        "Connection: keep-alive, X-Nominated\r\nX-Nominated: gone\r\n",
+        "Keep-Alive: timeout=5\r\n",
+        "Proxy-Connection: keep-alive\r\n",
+        "TE: trailers\r\n",
+        "Trailer: X-Sum\r\n",
+        "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
+        "Proxy-Authorization: Basic eDp5\r\n",
+        "Proxy-Authenticate: Basic\r\n",
+    ];
+    let all = singles.concat();
+    let cases = singles
+        .iter()
+        .copied()
+        .chain([all.as_str(), ""])
+        .collect::<Vec<_>>();
+    for extra in cases {
+        s.write_all(send(extra).as_bytes()).await.expect("send");
+        let resp = read_head(&mut s).await;
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        let mut body = [0u8; 2];
+        s.read_exact(&mut body).await.expect("body");
+
+        let head = heads.recv().await.expect("the upstream saw the request");
+        let names: Vec<&str> = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(": ").map(|(n, _)| n))
+            .collect();
+        assert!(names.contains(&"Host"), "{head}");
+        assert!(names.contains(&"x-custom-thing"), "{head}");
+        assert!(names.contains(&"accept"), "{head}");
+        assert!(names.contains(&"x-forwarded-for"), "{head}");
+        assert!(head.contains("\r\nx-custom-thing: 1\r\n"), "{head}");
+        for gone in [
+            "connection",
+            "x-nominated",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "http2-settings",
+            "proxy-authorization",
+            "proxy-authenticate",
+        ] {
+            assert!(
+                !names.iter().any(|n| n.eq_ignore_ascii_case(gone)),
+                "{gone} reached the upstream: {head}"
+            );
+        }
+    }
+}

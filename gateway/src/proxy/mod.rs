@@ -445,6 +445,13 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        // X-Request-Id, the route's headers, and what Pingora may add when writing (`Date`,
+        // `Connection`): the parsed response has no room to spare.
+        let extra = ctx
+            .route
+            .as_ref()
+            .map_or(0, |r| r.response_headers.set.len());
+        resp.reserve_headers(3 + extra);
         if let Some(route) = &ctx.route {
             for h in &route.response_headers.remove {
                 resp.remove_header(h);

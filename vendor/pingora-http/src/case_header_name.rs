@@ -51,6 +51,20 @@ pub trait IntoCaseHeaderName {
         HeaderName::try_from(self.into_case_header_name().as_slice())
             .or_err(InvalidHTTPHeader, "invalid header name")
     }
+
+    /// The name and its case, for a header that keeps a case map.
+    ///
+    /// Warden patch: a name that already is a [HeaderName] is not parsed again.
+    fn into_names(self) -> pingora_error::Result<(HeaderName, CaseHeaderName)>
+    where
+        Self: Sized,
+    {
+        use pingora_error::{ErrorType::InvalidHTTPHeader, OrErr};
+        let case = self.into_case_header_name();
+        let name = HeaderName::try_from(case.as_slice())
+            .or_err(InvalidHTTPHeader, "invalid header name")?;
+        Ok((name, case))
+    }
 }
 
 impl IntoCaseHeaderName for CaseHeaderName {
@@ -79,6 +93,11 @@ impl IntoCaseHeaderName for HeaderName {
     fn into_header_name(self) -> pingora_error::Result<HeaderName> {
         Ok(self)
     }
+
+    fn into_names(self) -> pingora_error::Result<(HeaderName, CaseHeaderName)> {
+        let case = CaseHeaderName(titled_header_name(&self));
+        Ok((self, case))
+    }
 }
 
 impl IntoCaseHeaderName for &HeaderName {
@@ -88,6 +107,10 @@ impl IntoCaseHeaderName for &HeaderName {
 
     fn into_header_name(self) -> pingora_error::Result<HeaderName> {
         Ok(self.clone())
+    }
+
+    fn into_names(self) -> pingora_error::Result<(HeaderName, CaseHeaderName)> {
+        Ok((self.clone(), CaseHeaderName(titled_header_name(self))))
     }
 }
 

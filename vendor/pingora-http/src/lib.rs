@@ -531,6 +531,16 @@ impl From<Box<ResponseHeader>> for Box<RespParts> {
 }
 
 impl ResponseHeader {
+    /// Room for `additional` more headers, in the case map too if there is one.
+    ///
+    /// Warden patch: see [RequestHeader::reserve_headers].
+    pub fn reserve_headers(&mut self, additional: usize) {
+        let _ = self.base.headers.try_reserve(additional);
+        if let Some(name_map) = self.header_name_map.as_mut() {
+            let _ = name_map.try_reserve(additional);
+        }
+    }
+
     fn new(size_hint: Option<usize>) -> Self {
         let mut resp_header = Self::new_no_case(size_hint);
         resp_header.header_name_map = Some(CaseMap::with_capacity(http_header_map_upper_bound(
@@ -885,21 +895,14 @@ fn append_header_value<T>(
             "header value map size overflows MAX_SIZE",
         );
     };
-    let name_map = Some(name_map);
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
-        .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
+    let (header_name, case_header_name) = name.into_names()?;
     // store the original case in the map
-    if let Some(name_map) = name_map {
-        // Use the non-panicking `try_append`: the infallible `append` calls
-        // `.expect("size overflows MAX_SIZE")` internally, which would abort the
-        // process if the case map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
-        name_map
-            .try_append(header_name.clone(), case_header_name)
-            .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
-    }
+    // Use the non-panicking `try_append`: the infallible `append` calls
+    // `.expect("size overflows MAX_SIZE")` internally, which would abort the
+    // process if the case map ever exceeded `http`'s `MAX_SIZE` (1 << 15).
+    name_map
+        .try_append(header_name.clone(), case_header_name)
+        .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
 
     // Non-panicking `try_append` for the same reason as the case map above.
     value_map.try_append(header_name, value).or_err(
@@ -920,16 +923,9 @@ fn insert_header_value<T>(
         value_map.insert(name.into_header_name()?, value);
         return Ok(());
     };
-    let name_map = Some(name_map);
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
-        .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
-    if let Some(name_map) = name_map {
-        // store the original case in the map
-        name_map.insert(header_name.clone(), case_header_name);
-    }
+    let (header_name, case_header_name) = name.into_names()?;
+    // store the original case in the map
+    name_map.insert(header_name.clone(), case_header_name);
     value_map.insert(header_name, value);
     Ok(())
 }
