@@ -162,6 +162,26 @@ for peer in ("haproxy-jwt", "envoy-jwt", "nginx", "pingora"):
         continue
     print(f"warden-full vs {peer}: {w['rps']/p['rps']:.2f}x rps, {w['cpu_us_per_request']/p['cpu_us_per_request']:.2f}x CPU per request, p99 {w['p99_us']/p['p99_us']:.2f}x")
 print(f"(medians of the rounds; every figure per round in {sys.argv[1]})")
+# This machine's speed drifts between rounds; a ratio taken within each round, where the two
+# targets ran a few seconds apart, is steadier than the ratio of the medians.
+rounds = sorted({r["round"] for r in rows})
+def per_round(peer, key):
+    out = []
+    for n in rounds:
+        a = [r[key] for r in rows if r["round"] == n and r["target"] == "warden-full"]
+        b = [r[key] for r in rows if r["round"] == n and r["target"] == peer]
+        if a and b and b[0]:
+            out.append(a[0] / b[0])
+    return out
+if len(rounds) > 1 and w is not None:
+    print()
+    print("warden-full's ratio within each round (rps | CPU per request), then the median:")
+    for peer in ("haproxy-jwt", "envoy-jwt", "nginx", "pingora"):
+        if peer not in agg:
+            continue
+        rps, cpu = per_round(peer, "rps"), per_round(peer, "cpu_us_per_request")
+        show = lambda xs: " ".join(f"{x:.2f}" for x in xs)
+        print(f"vs {peer}: rps {show(rps)} -> {st.median(rps):.2f}x | CPU {show(cpu)} -> {st.median(cpu):.2f}x")
 PY
 python3 - "$open_results" <<'PY'
 import json, sys, statistics as st
