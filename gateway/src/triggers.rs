@@ -26,9 +26,10 @@ pub fn on_sighup(state: Arc<State>) -> std::io::Result<()> {
 /// a volume's `..data` link is swapped there and the directory it pointed to is deleted
 /// (watching the resolved path would see only the first update); for the conf file the
 /// resolved directory is watched too when it differs, for a conf that is a symlink to a file
-/// elsewhere. Events are debounced. A change in a certificate directory always reloads (the
-/// conf text is the same, the files it names are not); otherwise a reload of unchanged text
-/// does nothing.
+/// elsewhere. Events are debounced. A change to a certificate always reloads (the conf text
+/// is the same, the files it names are not); a change to the conf reloads when its text
+/// changed. Changes to other files in those directories (a log written next to the conf)
+/// are ignored, or every write would make Warden re-read its conf.
 pub fn watch_file(state: Arc<State>) -> notify::Result<()> {
     let written = parent(&state.conf_path);
     let resolved = state.conf_path.canonicalize().ok().map(|p| parent(&p));
@@ -46,11 +47,15 @@ pub fn watch_file(state: Arc<State>) -> notify::Result<()> {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the conf file's target directory");
         }
     }
+    let conf = ConfFiles::new(&state.conf_path);
     let mut certs = CertFiles::default();
     watch_cert_dirs(&state, &mut watcher, &mut certs, &written);
     crate::background::spawn(async move {
         while let Some(paths) = rx.recv().await {
             let mut certs_changed = certs.touched_by(&paths);
+            if !certs_changed && !conf.touched_by(&paths) {
+                continue;
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
             while let Ok(paths) = rx.try_recv() {
                 certs_changed |= certs.touched_by(&paths);
@@ -71,6 +76,40 @@ fn parent(p: &Path) -> PathBuf {
     match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => ".".into(),
+    }
+}
+
+/// The names under which the conf file can change: its own and, when it is a symlink, its
+/// target's.
+struct ConfFiles {
+    names: Vec<std::ffi::OsString>,
+}
+
+impl ConfFiles {
+    fn new(conf_path: &Path) -> Self {
+        let mut names: Vec<std::ffi::OsString> = Vec::new();
+        let resolved = conf_path.canonicalize().ok();
+        for p in std::iter::once(conf_path).chain(resolved.as_deref()) {
+            if let Some(n) = p.file_name() {
+                if !names.iter().any(|m| m == n) {
+                    names.push(n.to_owned());
+                }
+            }
+        }
+        Self { names }
+    }
+
+    /// Whether an event may have changed the conf: the file itself (written, or renamed onto
+    /// by an editor), a Kubernetes volume's `..data` / `..<timestamp>` entries, or an event
+    /// that names no file (the watcher lost events and asks for a rescan).
+    fn touched_by(&self, paths: &[PathBuf]) -> bool {
+        paths.is_empty()
+            || paths.iter().any(|p| match p.file_name() {
+                Some(n) => {
+                    self.names.iter().any(|m| m == n) || n.to_string_lossy().starts_with("..")
+                }
+                None => true,
+            })
     }
 }
 
@@ -127,5 +166,33 @@ fn watch_cert_dirs(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_conf_and_volume_swaps_count_as_conf_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.yaml");
+        std::fs::write(&target, "x").unwrap();
+        let link = dir.path().join("warden.yaml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let conf = ConfFiles::new(&link);
+        let at = |name: &str| vec![dir.path().join(name)];
+        assert!(conf.touched_by(&at("warden.yaml")));
+        assert!(conf.touched_by(&at("real.yaml")));
+        assert!(conf.touched_by(&at("..data")));
+        assert!(conf.touched_by(&at("..2026_11_27_16_00_00.123")));
+        assert!(conf.touched_by(&[]), "a rescan must reload");
+        assert!(!conf.touched_by(&at("access.log")));
+        assert!(!conf.touched_by(&at(".warden.yaml.swp")));
+        assert!(!conf.touched_by(&at("warden.yaml.bak")));
+        assert!(conf.touched_by(&[
+            dir.path().join("access.log"),
+            dir.path().join("warden.yaml")
+        ]));
     }
 }
