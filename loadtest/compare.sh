@@ -132,7 +132,8 @@ import json, sys
 t, rate, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 r = json.load(open(path))
 print(json.dumps({"target": t, "rate": rate, "rps": r["rps"], "p50_us": r["latency_us"]["p50"],
-                  "p99_us": r["latency_us"]["p99"], "errors": r["errors"]["total"]}))
+                  "p99_us": r["latency_us"]["p99"], "errors": r["errors"]["total"],
+                  "machine_busy": (r.get("machine") or {}).get("busy", float("nan"))}))
 PY
             stop_all
         done
@@ -187,13 +188,17 @@ python3 - "$open_results" <<'PY'
 import json, sys, statistics as st
 rows = [json.loads(l) for l in open(sys.argv[1])]
 if rows:
-    med = {t: {k: st.median([r[k] for r in rows if r["target"] == t]) for k in ("rps", "p50_us", "p99_us", "errors")}
+    keys = ("rps", "p50_us", "p99_us", "errors", "machine_busy")
+    med = {t: {k: st.median([r[k] for r in rows if r["target"] == t]) for k in keys}
            for t in ("pingora", "warden-full")}
     print()
     print(f"open loop at {rows[0]['rate']} rps (half of warden-full's closed-loop rps):")
-    print("| target | rps | p50 | p99 | errors |")
-    print("|---|---:|---:|---:|---:|")
+    print("| target | rps | p50 | p99 | errors | machine busy |")
+    print("|---|---:|---:|---:|---:|---:|")
     for t, a in med.items():
-        print(f"| {t} | {a['rps']:.0f} | {a['p50_us']/1000:.2f} ms | {a['p99_us']/1000:.2f} ms | {a['errors']:.0f} |")
+        print(f"| {t} | {a['rps']:.0f} | {a['p50_us']/1000:.2f} ms | {a['p99_us']/1000:.2f} ms | {a['errors']:.0f} | {a['machine_busy']*100:.0f}% |")
     print(f"warden-full p99 / bare Pingora p99: {med['warden-full']['p99_us']/med['pingora']['p99_us']:.2f}x")
+    print("per round (p99 ms, machine busy):")
+    for t in med:
+        print(f"  {t}: " + "  ".join(f"{r['p99_us']/1000:.2f} ({r['machine_busy']*100:.0f}%)" for r in rows if r["target"] == t))
 PY

@@ -1,5 +1,6 @@
 //! CPU time and memory of other processes (the gateway, an upstream) from `/proc`: utime + stime
-//! from `/proc/PID/stat`, VmRSS and VmHWM from `/proc/PID/status`. Linux only.
+//! from `/proc/PID/stat`, VmRSS and VmHWM from `/proc/PID/status`; and how busy the whole
+//! machine was, from `/proc/stat`. Linux only.
 
 use serde::Serialize;
 use std::time::Duration;
@@ -151,6 +152,99 @@ impl Usage {
     }
 }
 
+/// The machine's CPU time counters at one moment, in clock ticks summed over all CPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineSample {
+    /// Time spent running anything: user, nice, system, irq, softirq.
+    pub busy: u64,
+    /// Time a virtual CPU was ready but the hypervisor ran something else.
+    pub steal: u64,
+    /// Everything: busy, idle, iowait, steal.
+    pub total: u64,
+}
+
+/// The aggregate `cpu` line of `/proc/stat`: user nice system idle iowait irq softirq steal,
+/// then guest times, which are already counted in user and nice.
+pub fn parse_proc_stat(text: &str) -> Result<MachineSample, &'static str> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or("no aggregate `cpu` line")?;
+    let mut f = [0u64; 8];
+    let mut fields = line.split_ascii_whitespace().skip(1);
+    for (i, slot) in f.iter_mut().enumerate() {
+        // Kernels before 2.6.11 have no steal column; before 2.6.0, no iowait, irq, softirq.
+        match fields.next() {
+            Some(v) => *slot = v.parse().map_err(|_| "CPU times are not numbers")?,
+            None if i >= 4 => break,
+            None => return Err("too few CPU time fields"),
+        }
+    }
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+    let busy = user + nice + system + irq + softirq;
+    Ok(MachineSample {
+        busy,
+        steal,
+        total: busy + idle + iowait + steal,
+    })
+}
+
+/// Reads the machine's CPU counters now.
+pub fn machine_sample() -> Result<MachineSample, ProcError> {
+    let text = std::fs::read_to_string("/proc/stat").map_err(|error| ProcError::Read {
+        pid: 0,
+        file: "stat",
+        error,
+    })?;
+    parse_proc_stat(&text).map_err(|what| ProcError::Format {
+        pid: 0,
+        file: "stat",
+        what,
+    })
+}
+
+/// How busy the whole machine was during the measured window: on a machine shared by the
+/// generator, the gateway and the upstream, a tail latency measured above about 80% busy is
+/// mostly queueing for a CPU, and says little about the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Machine {
+    /// Logical CPUs.
+    pub cpus: usize,
+    /// Share of all CPU time that was busy, 0 to 1.
+    pub busy: f64,
+    /// Share of all CPU time taken by the hypervisor from this virtual machine, 0 to 1.
+    pub steal: f64,
+    /// This generator's own CPU time, µs per measured request.
+    pub generator_cpu_us_per_request: f64,
+}
+
+impl Machine {
+    pub fn between(
+        start: &MachineSample,
+        end: &MachineSample,
+        generator: &Usage,
+        cpus: usize,
+    ) -> Self {
+        let total = end.total.saturating_sub(start.total);
+        let share = |a: u64, b: u64| {
+            if total == 0 {
+                0.0
+            } else {
+                b.saturating_sub(a) as f64 / total as f64
+            }
+        };
+        Self {
+            cpus,
+            busy: share(start.busy, end.busy),
+            steal: share(start.steal, end.steal),
+            generator_cpu_us_per_request: generator.cpu_us_per_request,
+        }
+    }
+
+    /// Above this, latency percentiles are dominated by waiting for a CPU.
+    pub const SATURATED: f64 = 0.8;
+}
+
 fn per_request(cpu_us: u64, requests: u64) -> f64 {
     if requests == 0 {
         0.0
@@ -178,6 +272,43 @@ mod tests {
         assert_eq!(parse_status(text), Ok((1536, 2048)));
         assert_eq!(parse_status("Name:\tkthreadd\n"), Ok((0, 0)));
         assert!(parse_status("VmRSS:\tlots kB\n").is_err());
+    }
+
+    #[test]
+    fn machine_busy_time_leaves_out_idle_iowait_and_guest() {
+        let text = "cpu  100 10 50 800 20 5 15 7 30 0\ncpu0 50 5 25 400 10 2 7 3 15 0\nintr 1\n";
+        let m = parse_proc_stat(text).unwrap();
+        assert_eq!(m.busy, 100 + 10 + 50 + 5 + 15);
+        assert_eq!(m.steal, 7);
+        assert_eq!(m.total, 180 + 800 + 20 + 7);
+        // An old kernel without steal.
+        assert_eq!(parse_proc_stat("cpu 1 2 3 4 5 6 7\n").unwrap().steal, 0);
+        assert!(parse_proc_stat("cpu 1 2 3\n").is_err());
+        assert!(parse_proc_stat("cpu0 1 2 3 4 5 6 7 8\n").is_err());
+        let later = MachineSample {
+            busy: m.busy + 150,
+            steal: m.steal + 10,
+            total: m.total + 200,
+        };
+        let g = Usage::between(
+            1,
+            &Sample {
+                cpu: Duration::ZERO,
+                rss_kib: 0,
+                hwm_kib: 0,
+            },
+            &Sample {
+                cpu: Duration::from_millis(5),
+                rss_kib: 0,
+                hwm_kib: 0,
+            },
+            1000,
+        );
+        let share = Machine::between(&m, &later, &g, 2);
+        assert_eq!(share.busy, 0.75);
+        assert_eq!(share.steal, 0.05);
+        assert_eq!(share.generator_cpu_us_per_request, 5.0);
+        assert!(machine_sample().unwrap().total > 0);
     }
 
     #[test]

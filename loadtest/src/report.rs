@@ -4,7 +4,7 @@
 use crate::generator::worker::Stats;
 use crate::generator::{Length, Mode, RunConfig};
 use crate::histogram::LatencySummary;
-use crate::procstat::Usage;
+use crate::procstat::{Machine, Usage};
 use crate::schedule::LATE_THRESHOLD;
 use crate::status::StatusCounts;
 use serde::Serialize;
@@ -109,6 +109,8 @@ pub struct Report {
     /// Each watched process (`--pid`), then their sum when there are several.
     pub processes: Vec<Usage>,
     pub processes_total: Option<Usage>,
+    /// How busy the whole machine was in the window (absent where `/proc/stat` is not).
+    pub machine: Option<Machine>,
 }
 
 impl Report {
@@ -154,6 +156,7 @@ impl Report {
             },
             processes,
             processes_total,
+            machine: None,
         }
     }
 
@@ -237,13 +240,31 @@ impl Report {
                 u.hwm_kib as f64 / 1024.0
             );
         }
+        if let Some(m) = &self.machine {
+            let _ = writeln!(
+                o,
+                "  machine    {} CPUs, {:.0}% busy, {:.1}% stolen by the hypervisor; this generator {:.1} µs/request",
+                m.cpus,
+                m.busy * 100.0,
+                m.steal * 100.0,
+                m.generator_cpu_us_per_request
+            );
+            if m.busy > Machine::SATURATED {
+                let _ = writeln!(
+                    o,
+                    "  note       the machine was over {:.0}% busy: latency percentiles are mostly \
+                     queueing for a CPU; run the generator elsewhere or at a lower rate",
+                    Machine::SATURATED * 100.0
+                );
+            }
+        }
         o
     }
 
     /// The Markdown table header that [`Report::markdown_row`] rows fit under.
     pub fn markdown_header() -> &'static str {
-        "| run | mode | rps | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | errors | CPU µs/req | RSS MiB |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| run | mode | rps | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | errors | CPU µs/req | RSS MiB | machine busy |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     }
 
     /// One Markdown table row; CPU and RSS are the sum over the watched processes.
@@ -266,9 +287,13 @@ impl Report {
             ),
             None => ("–".into(), "–".into()),
         };
+        let busy = self
+            .machine
+            .as_ref()
+            .map_or("–".into(), |m| format!("{:.0}%", m.busy * 100.0));
         let l = &self.latency_us;
         format!(
-            "| {} | {mode} | {:.0} | {} | {} | {} | {} | {} | {} | {cpu} | {rss} |\n",
+            "| {} | {mode} | {:.0} | {} | {} | {} | {} | {} | {} | {cpu} | {rss} | {busy} |\n",
             self.label.as_deref().unwrap_or(&s.url),
             self.rps,
             l.p50,
@@ -350,6 +375,7 @@ mod tests {
         assert_eq!(v["late"]["count"], 3);
         assert_eq!(v["processes"][0]["cpu_us_per_request"], 20.0);
         assert!(v["processes_total"].is_null());
+        assert!(v["machine"].is_null());
         assert_eq!(v["settings"]["mode"], "open_loop");
     }
 
@@ -365,7 +391,30 @@ mod tests {
             .count();
         assert_eq!(row.matches('|').count(), header_cols);
         assert!(row.starts_with("| http://127.0.0.1:8080/ | open 1000 rps, 10 conn | 500 | 500 |"));
-        assert!(row.contains("| 20.0 | 10.0 |"), "{row}");
+        assert!(row.contains("| 20.0 | 10.0 | – |"), "{row}");
+    }
+
+    #[test]
+    fn a_busy_machine_is_reported_and_flagged() {
+        let mut r = sample();
+        assert!(!r.human().contains("machine"));
+        let calm = Machine {
+            cpus: 2,
+            busy: 0.5,
+            steal: 0.01,
+            generator_cpu_us_per_request: 12.5,
+        };
+        r.machine = Some(calm.clone());
+        let text = r.human();
+        assert!(text.contains("2 CPUs, 50% busy, 1.0% stolen"), "{text}");
+        assert!(text.contains("this generator 12.5 µs/request"), "{text}");
+        assert!(!text.contains("queueing"), "{text}");
+        assert!(r.markdown_row().contains("| 50% |"));
+        r.machine = Some(Machine { busy: 0.93, ..calm });
+        assert!(r.human().contains("queueing for a CPU"));
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["machine"]["busy"], 0.93);
+        assert_eq!(v["machine"]["cpus"], 2);
     }
 
     #[test]

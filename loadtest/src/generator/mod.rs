@@ -10,7 +10,7 @@ pub mod pacer;
 pub mod target;
 pub mod worker;
 
-use crate::procstat::{self, Usage};
+use crate::procstat::{self, Machine, Usage};
 use crate::report::{Report, Settings};
 use crate::schedule::{Claims, Schedule};
 use crate::status::ExpectStatus;
@@ -182,6 +182,10 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     let window_start = start + cfg.warmup;
     std::thread::sleep(window_start.saturating_duration_since(Instant::now()));
     let first: Vec<_> = cfg.watch.iter().map(|w| procstat::sample(w.pid)).collect();
+    let me = std::process::id();
+    let first_machine = procstat::machine_sample()
+        .ok()
+        .zip(procstat::sample(me).ok());
 
     let mut stats = Stats::default();
     let mut failure = None;
@@ -193,6 +197,9 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         }
     }
     let last: Vec<_> = cfg.watch.iter().map(|w| procstat::sample(w.pid)).collect();
+    let last_machine = procstat::machine_sample()
+        .ok()
+        .zip(procstat::sample(me).ok());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(p) = pacer {
         let _ = p.join();
@@ -211,12 +218,14 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         u.name = w.name.clone();
         usage.push(u);
     }
-    Ok(Report::new(
-        Settings::of(cfg, threads),
-        &stats,
-        elapsed,
-        usage,
-    ))
+    // The machine's load is context for the figures; a machine without `/proc/stat` has none.
+    let machine = first_machine.zip(last_machine).map(|((m0, g0), (m1, g1))| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Machine::between(&m0, &m1, &Usage::between(me, &g0, &g1, requests), cpus)
+    });
+    let mut report = Report::new(Settings::of(cfg, threads), &stats, elapsed, usage);
+    report.machine = machine;
+    Ok(report)
 }
 
 /// Thread `t`'s share of `n` items spread over `threads`.
