@@ -72,6 +72,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    warden::allocator::tune();
     let cli = Cli::parse();
     match cli.command {
         Command::Run { conf } => {
