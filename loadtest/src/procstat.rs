@@ -189,18 +189,10 @@ pub fn parse_proc_stat(text: &str) -> Result<MachineSample, &'static str> {
     })
 }
 
-/// Reads the machine's CPU counters now.
-pub fn machine_sample() -> Result<MachineSample, ProcError> {
-    let text = std::fs::read_to_string("/proc/stat").map_err(|error| ProcError::Read {
-        pid: 0,
-        file: "stat",
-        error,
-    })?;
-    parse_proc_stat(&text).map_err(|what| ProcError::Format {
-        pid: 0,
-        file: "stat",
-        what,
-    })
+/// Reads the machine's CPU counters now; `None` where `/proc/stat` is missing or unreadable,
+/// since the machine's load is context for a report, not part of it.
+pub fn machine_sample() -> Option<MachineSample> {
+    parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?).ok()
 }
 
 /// How busy the whole machine was during the measured window: on a machine shared by the

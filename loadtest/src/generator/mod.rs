@@ -183,9 +183,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     std::thread::sleep(window_start.saturating_duration_since(Instant::now()));
     let first: Vec<_> = cfg.watch.iter().map(|w| procstat::sample(w.pid)).collect();
     let me = std::process::id();
-    let first_machine = procstat::machine_sample()
-        .ok()
-        .zip(procstat::sample(me).ok());
+    let first_machine = procstat::machine_sample().zip(procstat::sample(me).ok());
 
     let mut stats = Stats::default();
     let mut failure = None;
@@ -197,9 +195,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         }
     }
     let last: Vec<_> = cfg.watch.iter().map(|w| procstat::sample(w.pid)).collect();
-    let last_machine = procstat::machine_sample()
-        .ok()
-        .zip(procstat::sample(me).ok());
+    let last_machine = procstat::machine_sample().zip(procstat::sample(me).ok());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(p) = pacer {
         let _ = p.join();
