@@ -43,6 +43,8 @@ impl Echo {
 struct Shared {
     name: String,
     hits: AtomicUsize,
+    /// TCP connections accepted.
+    connections: AtomicUsize,
     healthy: AtomicBool,
 }
 
@@ -75,6 +77,7 @@ impl Upstream {
         let shared = Arc::new(Shared {
             name: name.into(),
             hits: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
         });
         let mut up = Upstream {
@@ -99,6 +102,7 @@ impl Upstream {
                     r = listener.accept() => match r { Ok(s) => s, Err(_) => continue },
                     _ = stop.changed() => return,
                 };
+                shared.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = shared.clone();
                 let mut conn_stop = rx.clone();
                 let tls = tls.clone();
@@ -129,6 +133,11 @@ impl Upstream {
 
     pub fn hits(&self) -> usize {
         self.shared.hits.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far, across restarts.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// What `/health` answers: 200 when healthy, 503 otherwise.

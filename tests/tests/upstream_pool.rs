@@ -1,0 +1,53 @@
+//! Upstream keep-alive through the real binary: requests one after another share one pooled
+//! upstream connection, and a pooled connection the upstream has closed is replaced by a new one
+//! without failing a request. The connector's pooled path is patched in `vendor/pingora-core`
+//! (vendor/README.md), so this is its end-to-end check.
+
+use warden_tests::{client, warden::Setup, Upstream};
+
+const CONF: &str = r#"
+listen: { http: "${HTTP}" }
+admin: { listen: "${ADMIN}" }
+routes:
+  - { name: app, host: app.example.com, upstreams: ["${UP}"], public: true }
+"#;
+
+async fn get_ok(w: &warden_tests::Warden, n: usize) {
+    let c = client();
+    for i in 0..n {
+        let r = c
+            .get(w.url(&format!("/item/{i}")))
+            .header("host", "app.example.com")
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), 200, "request {i}");
+        assert_eq!(r.headers()["x-upstream"], "up");
+    }
+}
+
+#[tokio::test]
+async fn sequential_requests_share_one_upstream_connection() {
+    let up = Upstream::start("up").await;
+    let w = Setup::new().start(CONF, &[("UP", up.address())]).await;
+    get_ok(&w, 20).await;
+    assert_eq!(up.hits(), 20);
+    assert_eq!(
+        up.connections(),
+        1,
+        "every request after the first reuses the pooled one"
+    );
+}
+
+#[tokio::test]
+async fn a_pooled_connection_closed_by_the_upstream_is_replaced() {
+    let mut up = Upstream::start("up").await;
+    let w = Setup::new().start(CONF, &[("UP", up.address())]).await;
+    get_ok(&w, 3).await;
+    assert_eq!(up.connections(), 1);
+    // Closes every open connection, the pooled one included, and listens again.
+    up.restart().await;
+    get_ok(&w, 5).await;
+    assert_eq!(up.hits(), 8);
+    assert_eq!(up.connections(), 2, "one new connection, then pooled again");
+}
