@@ -18,7 +18,8 @@
 # Env: DURATION (default 10s), ROUNDS (default 2), TARGETS (default all, space-separated),
 # CARGO_TARGET_DIR; TARGET_CPUS and LOAD_CPUS (taskset lists, e.g. 1 and 0): run every target
 # on TARGET_CPUS and the generator and upstream on LOAD_CPUS, so that a target's tail is not
-# its queueing for a CPU behind the generator. Both or neither.
+# its queueing for a CPU behind the generator. Both or neither. Every target gets as many
+# threads or workers as it has CPUs.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="${CARGO_TARGET_DIR:-$root/target}/release"
@@ -33,11 +34,13 @@ if [ -n "${TARGET_CPUS:-}${LOAD_CPUS:-}" ]; then
     fi
     on_target=(taskset -c "$TARGET_CPUS")
     on_load=(taskset -c "$LOAD_CPUS")
-    echo "targets on CPUs $TARGET_CPUS; generator and upstream on CPUs $LOAD_CPUS"
 else
     on_target=()
     on_load=()
 fi
+# Every target runs as many threads or workers as it has CPUs (nproc follows the affinity).
+threads="$("${on_target[@]}" nproc)"
+echo "targets on CPUs ${TARGET_CPUS:-any}, $threads threads or workers each; generator and upstream on CPUs ${LOAD_CPUS:-any}"
 [ -x "$lt" ] && [ -x "$bin/warden" ] || (cd "$root" && cargo test --release --workspace --locked --no-run)
 
 asroot() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -72,10 +75,10 @@ sed 's/^/Bearer /' "$work/tokens.jwt" > "$work/tokens.txt"
 UP=127.0.0.1:28781
 FRONT=28780
 sed -e "s#@WORK@#$work#g" -e "s#@UP@#$UP#g" -e "s#@PORT@#$FRONT#g" \
-    -e "s#@ADMIN@#127.0.0.1:28791#g" "$root/loadtest/compare/nginx.conf" > "$work/nginx.conf"
+    -e "s#@ADMIN@#127.0.0.1:28791#g" -e "s#@THREADS@#$threads#g" "$root/loadtest/compare/nginx.conf" > "$work/nginx.conf"
 for f in haproxy.cfg envoy.yaml warden-full.yaml warden-plain.yaml; do
     sed -e "s#@WORK@#$work#g" -e "s#@UP@#$UP#g" -e "s#@PORT@#$FRONT#g" \
-        -e "s#@ADMIN@#127.0.0.1:28791#g" "$root/loadtest/compare/$f" > "$work/$f"
+        -e "s#@ADMIN@#127.0.0.1:28791#g" -e "s#@THREADS@#$threads#g" "$root/loadtest/compare/$f" > "$work/$f"
 done
 
 "${on_load[@]}" "$lt" upstream --listen "$UP" --threads 1 > "$work/upstream.log" 2>&1 &
@@ -91,8 +94,8 @@ start() {
         upstream) url="http://$UP/"; target_pids=("upstream=$up_pid"); return ;;
         nginx) "${on_target[@]}" nginx -c "$work/nginx.conf" -p "$work" > "$work/nginx.out" 2>&1 & ;;
         haproxy-jwt) "${on_target[@]}" haproxy -f "$work/haproxy.cfg" > "$work/haproxy.out" 2>&1 & ;;
-        envoy-jwt) "${on_target[@]}" "$envoy_bin" -c "$work/envoy.yaml" --concurrency 2 --log-level error > "$work/envoy.out" 2>&1 & ;;
-        pingora) "${on_target[@]}" "$lt" pingora-passthrough --listen "127.0.0.1:$FRONT" --upstream "$UP" > "$work/pingora.out" 2>&1 & ;;
+        envoy-jwt) "${on_target[@]}" "$envoy_bin" -c "$work/envoy.yaml" --concurrency "$threads" --log-level error > "$work/envoy.out" 2>&1 & ;;
+        pingora) "${on_target[@]}" "$lt" pingora-passthrough --listen "127.0.0.1:$FRONT" --upstream "$UP" --threads "$threads" > "$work/pingora.out" 2>&1 & ;;
         warden-*) "${on_target[@]}" "$bin/warden" run -c "$work/$1.yaml" > "$work/$1.out" 2>&1 & ;;
     esac
     local main=$!
