@@ -161,6 +161,9 @@ pub struct MachineSample {
     pub steal: u64,
     /// Everything: busy, idle, iowait, steal.
     pub total: u64,
+    /// The CPUs those counters cover (`cpuN` lines): the whole machine's, not the ones this
+    /// process may run on, which `taskset` narrows.
+    pub cpus: usize,
 }
 
 /// The aggregate `cpu` line of `/proc/stat`: user nice system idle iowait irq softirq steal,
@@ -182,10 +185,18 @@ pub fn parse_proc_stat(text: &str) -> Result<MachineSample, &'static str> {
     }
     let [user, nice, system, idle, iowait, irq, softirq, steal] = f;
     let busy = user + nice + system + irq + softirq;
+    let cpus = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .count();
     Ok(MachineSample {
         busy,
         steal,
         total: busy + idle + iowait + steal,
+        cpus,
     })
 }
 
@@ -211,12 +222,7 @@ pub struct Machine {
 }
 
 impl Machine {
-    pub fn between(
-        start: &MachineSample,
-        end: &MachineSample,
-        generator: &Usage,
-        cpus: usize,
-    ) -> Self {
+    pub fn between(start: &MachineSample, end: &MachineSample, generator: &Usage) -> Self {
         let total = end.total.saturating_sub(start.total);
         let share = |a: u64, b: u64| {
             if total == 0 {
@@ -226,7 +232,7 @@ impl Machine {
             }
         };
         Self {
-            cpus,
+            cpus: end.cpus,
             busy: share(start.busy, end.busy),
             steal: share(start.steal, end.steal),
             generator_cpu_us_per_request: generator.cpu_us_per_request,
@@ -273,6 +279,7 @@ mod tests {
         assert_eq!(m.busy, 100 + 10 + 50 + 5 + 15);
         assert_eq!(m.steal, 7);
         assert_eq!(m.total, 180 + 800 + 20 + 7);
+        assert_eq!(m.cpus, 1, "cpu0 is the only per-CPU line");
         // An old kernel without steal.
         assert_eq!(parse_proc_stat("cpu 1 2 3 4 5 6 7\n").unwrap().steal, 0);
         assert!(parse_proc_stat("cpu 1 2 3\n").is_err());
@@ -281,6 +288,7 @@ mod tests {
             busy: m.busy + 150,
             steal: m.steal + 10,
             total: m.total + 200,
+            cpus: 2,
         };
         let g = Usage::between(
             1,
@@ -296,7 +304,8 @@ mod tests {
             },
             1000,
         );
-        let share = Machine::between(&m, &later, &g, 2);
+        let share = Machine::between(&m, &later, &g);
+        assert_eq!(share.cpus, 2);
         assert_eq!(share.busy, 0.75);
         assert_eq!(share.steal, 0.05);
         assert_eq!(share.generator_cpu_us_per_request, 5.0);

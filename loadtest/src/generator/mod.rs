@@ -216,8 +216,7 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     }
     // The machine's load is context for the figures; a machine without `/proc/stat` has none.
     let machine = first_machine.zip(last_machine).map(|((m0, g0), (m1, g1))| {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Machine::between(&m0, &m1, &Usage::between(me, &g0, &g1, requests), cpus)
+        Machine::between(&m0, &m1, &Usage::between(me, &g0, &g1, requests))
     });
     let mut report = Report::new(Settings::of(cfg, threads), &stats, elapsed, usage);
     report.machine = machine;
