@@ -18,7 +18,7 @@ use conn::{H2Slot, Link};
 use pacer::Gate;
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 use target::Target;
@@ -137,15 +137,14 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
         kind,
     });
 
-    let gates: Vec<Arc<Gate>> = (0..threads).map(|_| Arc::default()).collect();
     let ready = Arc::new(Barrier::new(threads + 1));
     let go = Arc::new(Barrier::new(threads + 1));
     let start_at = Arc::new(OnceLock::new());
     let mut handles = Vec::with_capacity(threads);
-    for (t, gate) in gates.iter().enumerate() {
+    for t in 0..threads {
         let per_thread = PerThread {
             shared: shared.clone(),
-            gate: gate.clone(),
+            total,
             ready: ready.clone(),
             go: go.clone(),
             start_at: start_at.clone(),
@@ -165,20 +164,6 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     let _ = start_at.set(start);
     go.wait();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let pacer = match (cfg.mode, &shared.kind) {
-        (Mode::Open { .. }, Kind::Open { schedule, .. }) => {
-            let (schedule, gates, stop) = (*schedule, gates.clone(), stop.clone());
-            Some(
-                std::thread::Builder::new()
-                    .name("loadgen-pacer".into())
-                    .spawn(move || pacer::run(start, schedule, total, &gates, &stop))
-                    .map_err(|e| RunError::Thread(e.to_string()))?,
-            )
-        }
-        _ => None,
-    };
-
     let window_start = start + cfg.warmup;
     std::thread::sleep(window_start.saturating_duration_since(Instant::now()));
     let first: Vec<_> = cfg.watch.iter().map(|w| procstat::sample(w.pid)).collect();
@@ -196,10 +181,6 @@ pub fn run(cfg: &RunConfig) -> Result<Report, RunError> {
     }
     let last: Vec<_> = cfg.watch.iter().map(|w| procstat::sample(w.pid)).collect();
     let last_machine = procstat::machine_sample().zip(procstat::sample(me).ok());
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(p) = pacer {
-        let _ = p.join();
-    }
     if let Some(e) = failure {
         return Err(RunError::Thread(e));
     }
@@ -231,7 +212,8 @@ fn share(n: usize, threads: usize, t: usize) -> usize {
 /// One generator thread: its runtime, its connection tasks and its part of the barriers.
 struct PerThread {
     shared: Arc<Shared>,
-    gate: Arc<Gate>,
+    /// Requests in the whole run (open loop).
+    total: u64,
     ready: Arc<Barrier>,
     go: Arc<Barrier>,
     start_at: Arc<OnceLock<Instant>>,
@@ -255,7 +237,16 @@ impl PerThread {
         };
         let local = tokio::task::LocalSet::new();
         let addr = self.shared.target.addr;
-        let links = local.block_on(&rt, async {
+        let open = match &self.shared.kind {
+            Kind::Open { schedule, .. } => Some(*schedule),
+            Kind::Closed { .. } => None,
+        };
+        let prepared = local.block_on(&rt, async {
+            // Open loop: this thread's timer, made before the start so a failure stops the run.
+            let timer = match open {
+                Some(_) => Some(pacer::Timer::new().map_err(|e| format!("cannot pace: {e}"))?),
+                None => None,
+            };
             let slots: Vec<H2Slot> = (0..self.h2_connections)
                 .map(|_| Rc::new(RefCell::new(None)))
                 .collect();
@@ -270,18 +261,30 @@ impl PerThread {
                 let _ = link.connect().await;
                 links.push(link);
             }
-            links
+            Ok::<_, String>((links, timer))
         });
         self.ready.wait();
         self.go.wait();
+        let (links, timer) = prepared?;
         let Some(&start) = self.start_at.get() else {
             return Err("the start time was not set".into());
         };
+        let gate = Rc::new(Gate::default());
+        let pacing_failed = Rc::new(RefCell::new(None));
         local.block_on(&rt, async {
+            if let (Some(schedule), Some(timer)) = (open, timer) {
+                let (gate, failed, total) = (gate.clone(), pacing_failed.clone(), self.total);
+                // Not awaited: it ends when all is released, or with the tasks.
+                tokio::task::spawn_local(async move {
+                    if let Err(e) = pacer::pace(&gate, &timer, start, schedule, total).await {
+                        *failed.borrow_mut() = Some(e);
+                    }
+                });
+            }
             let tasks: Vec<_> = links
                 .into_iter()
                 .map(|link| {
-                    let (shared, gate) = (self.shared.clone(), self.gate.clone());
+                    let (shared, gate) = (self.shared.clone(), gate.clone());
                     tokio::task::spawn_local(async move {
                         worker::drive(link, &shared, &gate, start).await
                     })
@@ -293,6 +296,9 @@ impl PerThread {
                     Ok(s) => stats.merge(&s),
                     Err(e) => return Err(format!("a connection task failed: {e}")),
                 }
+            }
+            if let Some(e) = pacing_failed.borrow_mut().take() {
+                return Err(format!("pacing failed: {e}"));
             }
             Ok(stats)
         })

@@ -1,19 +1,28 @@
 //! Wakes connection tasks when the requests they claimed fall due.
 //!
 //! Tokio's timer has millisecond granularity, which would make every request up to 1 ms late
-//! and put that into the measured latency. Instead one OS thread sleeps (`nanosleep`, tens of
-//! microseconds of slack) until the next intended time and releases everything due. A task whose
-//! request is already due never waits for it: it checks the clock itself first.
+//! and put that into the measured latency. Each generator thread instead runs a pacing task on
+//! a `timerfd` (nanosecond resolution) registered with that thread's own runtime: it sleeps
+//! until the earliest request waiting on this thread is due and releases everything due by
+//! then. A separate pacing thread, which this replaced, cost a context switch into it and a
+//! cross-thread wake-up out of it for every request; here the wake-up is the thread's own
+//! `epoll_wait` returning. A task whose request is already due never waits: it checks the
+//! clock itself first.
 
 use crate::schedule::Schedule;
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::future::Future;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// The waiting room of one generator thread. Tasks on a thread claim indices in increasing
 /// order and register right after claiming, so the queue is ordered by index.
@@ -21,7 +30,17 @@ use std::time::Instant;
 pub struct Gate {
     /// Requests `0..released` are due.
     released: AtomicU64,
-    waiters: Mutex<VecDeque<(u64, Waker)>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    waiters: VecDeque<(u64, Waker)>,
+    /// The pacing task, while it sleeps.
+    pacer: Option<Waker>,
+    /// A waiter went to the front of the queue since the pacer last looked: its timer may be
+    /// set too late.
+    front_changed: bool,
 }
 
 impl Gate {
@@ -41,9 +60,9 @@ impl Gate {
         // value or is already queued and is found below, so no wake-up is lost.
         self.released.store(n, Ordering::Release);
         {
-            let mut q = self.waiters.lock();
-            while q.front().is_some_and(|(i, _)| *i < n) {
-                if let Some((_, w)) = q.pop_front() {
+            let mut inner = self.inner.lock();
+            while inner.waiters.front().is_some_and(|(i, _)| *i < n) {
+                if let Some((_, w)) = inner.waiters.pop_front() {
                     wake.push(w);
                 }
             }
@@ -55,6 +74,30 @@ impl Gate {
 
     fn is_released(&self, index: u64) -> bool {
         self.released.load(Ordering::Acquire) > index
+    }
+
+    /// The earliest index waiting here; clears the notice of a new front.
+    fn earliest(&self) -> Option<u64> {
+        let mut inner = self.inner.lock();
+        inner.front_changed = false;
+        inner.waiters.front().map(|(i, _)| *i)
+    }
+
+    /// Ready once a waiter has gone to the front since [`Gate::earliest`]; until then the
+    /// pacer is parked here.
+    fn poll_front_changed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut inner = self.inner.lock();
+        if std::mem::take(&mut inner.front_changed) {
+            return Poll::Ready(());
+        }
+        if !inner
+            .pacer
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            inner.pacer = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -72,105 +115,132 @@ impl Future for Wait<'_> {
         if self.gate.is_released(self.index) {
             return Poll::Ready(());
         }
-        let mut q = self.gate.waiters.lock();
+        let mut inner = self.gate.inner.lock();
         if self.gate.is_released(self.index) {
             return Poll::Ready(());
         }
         if !self.queued {
             // Keep the queue ordered even if tasks register out of claim order.
-            let pos = q.partition_point(|(i, _)| *i < self.index);
-            q.insert(pos, (self.index, cx.waker().clone()));
-            drop(q);
+            let pos = inner.waiters.partition_point(|(i, _)| *i < self.index);
+            inner.waiters.insert(pos, (self.index, cx.waker().clone()));
+            let pacer = if pos == 0 {
+                inner.front_changed = true;
+                inner.pacer.take()
+            } else {
+                None
+            };
+            drop(inner);
             self.queued = true;
+            if let Some(p) = pacer {
+                p.wake();
+            }
         }
         Poll::Pending
     }
 }
 
-/// Releases requests `0..total` of `schedule` (which starts at `start`) to `gates` on time;
-/// returns when all are released or `stop` is set. Runs on its own thread.
-pub fn run(start: Instant, schedule: Schedule, total: u64, gates: &[Arc<Gate>], stop: &AtomicBool) {
-    let mut released = 0;
+/// A monotonic one-shot timer that the runtime's reactor watches.
+pub struct Timer(AsyncFd<Fd>);
+
+/// `AsyncFd` wants `AsRawFd`, which nix's `TimerFd` only has through `AsFd`.
+struct Fd(TimerFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl Timer {
+    /// A timer registered with the current runtime (call it inside one).
+    pub fn new() -> io::Result<Self> {
+        let fd = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        // Deprecated because a type could hand out different fds over time; `Fd` owns one
+        // `TimerFd` and always returns its fd. The replacement is `unsafe`, which this crate
+        // forbids.
+        #[allow(deprecated)]
+        let registered = AsyncFd::with_interest(Fd(fd), Interest::READABLE)?;
+        Ok(Self(registered))
+    }
+
+    /// Arms the timer for `at`; returns false, without arming, when `at` has passed.
+    fn arm(&self, at: Instant) -> io::Result<bool> {
+        let d = at.saturating_duration_since(Instant::now());
+        if d.is_zero() {
+            return Ok(false);
+        }
+        // Re-arming also resets an unread expiry, so the fd is never read.
+        self.0
+            .get_ref()
+            .0
+            .set(
+                Expiration::OneShot(TimeSpec::from_duration(d)),
+                TimerSetTimeFlags::empty(),
+            )
+            .map_err(io::Error::from)?;
+        Ok(true)
+    }
+
+    fn poll_fired(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.0.poll_read_ready(cx) {
+            Poll::Ready(Ok(mut guard)) => {
+                guard.clear_ready();
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Releases requests `0..total` of `schedule` (which starts at `start`) to this thread's
+/// `gate` on time, sleeping on `timer` in between; returns when all are released. If the timer
+/// fails, everything is released at once (the run goes on unpaced) and the error returned.
+pub async fn pace(
+    gate: &Gate,
+    timer: &Timer,
+    start: Instant,
+    schedule: Schedule,
+    total: u64,
+) -> io::Result<()> {
     let mut wake = Vec::new();
-    while released < total && !stop.load(Ordering::Relaxed) {
-        let now = Instant::now().saturating_duration_since(start);
-        let due = if Instant::now() < start {
-            0
-        } else {
-            schedule.due_by(now).min(total)
-        };
-        if due > released {
-            released = due;
-            for g in gates {
-                g.release(due, &mut wake);
+    let result = async {
+        loop {
+            let now = Instant::now();
+            let due = if now < start {
+                0
+            } else {
+                schedule.due_by(now - start).min(total)
+            };
+            gate.release(due, &mut wake);
+            if due >= total {
+                return Ok(());
+            }
+            match gate.earliest() {
+                Some(i) => {
+                    if !timer.arm(start + schedule.intended(i))? {
+                        continue;
+                    }
+                    // Either the timer fires, or an earlier request starts waiting.
+                    let woke = poll_fn(|cx| match timer.poll_fired(cx) {
+                        Poll::Ready(r) => Poll::Ready(r),
+                        Poll::Pending => gate.poll_front_changed(cx).map(Ok),
+                    });
+                    woke.await?;
+                }
+                None => poll_fn(|cx| gate.poll_front_changed(cx)).await,
             }
         }
-        if released >= total {
-            break;
-        }
-        let next = start + schedule.intended(released);
-        std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
+    .await;
+    if result.is_err() {
+        gate.release(u64::MAX, &mut wake);
+    }
+    result
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn waiters_are_woken_in_index_order_and_only_when_due() {
-        let gate = Arc::new(Gate::default());
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let g = gate.clone();
-        let o = order.clone();
-        let waiting = std::thread::spawn(move || {
-            rt.block_on(async move {
-                let mut tasks = Vec::new();
-                for i in [2u64, 0, 1] {
-                    let (g, o) = (g.clone(), o.clone());
-                    tasks.push(tokio::spawn(async move {
-                        g.wait(i).await;
-                        o.lock().push(i);
-                    }));
-                }
-                for t in tasks {
-                    t.await.unwrap();
-                }
-            })
-        });
-        // A schedule of 1,000/s released from now: all three within about 2 ms.
-        let stop = AtomicBool::new(false);
-        run(
-            Instant::now(),
-            Schedule::new(1000.0).unwrap(),
-            3,
-            std::slice::from_ref(&gate),
-            &stop,
-        );
-        waiting.join().unwrap();
-        let mut seen = order.lock().clone();
-        seen.sort_unstable();
-        assert_eq!(seen, [0, 1, 2]);
-        assert!(gate.is_released(2));
-        assert!(!gate.is_released(3));
-    }
-
-    #[test]
-    fn nothing_is_released_before_the_start() {
-        let gate = Arc::new(Gate::default());
-        let stop = AtomicBool::new(true);
-        run(
-            Instant::now() + Duration::from_secs(3600),
-            Schedule::new(10.0).unwrap(),
-            5,
-            std::slice::from_ref(&gate),
-            &stop,
-        );
-        assert!(!gate.is_released(0));
-    }
-}
+mod tests;
