@@ -915,14 +915,28 @@ pub(crate) fn request_target_has_forbidden_byte(path: &[u8]) -> bool {
 // TODO: change it to to_buf
 #[inline]
 pub fn http_req_header_to_wire(req: &RequestHeader) -> Option<BytesMut> {
-    let mut buf = BytesMut::with_capacity(512);
+    // Warden patch: sized for the whole header. A fixed 512 bytes made a request carrying
+    // identity headers and a signed assertion (1-2 KiB) grow, and be copied, twice.
+    let method = req.method.as_str().as_bytes();
+    let path = req.raw_path();
+    // Request line: method, path, two spaces, an 8-byte version and CRLF; each header line:
+    // name, ": ", value and CRLF (a case-preserved name is as long as the lower-case one);
+    // the final CRLF.
+    let size = method.len()
+        + path.len()
+        + 12
+        + req
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>()
+        + 2;
+    let mut buf = BytesMut::with_capacity(size);
 
     // Request-Line
-    let method = req.method.as_str().as_bytes();
     buf.put_slice(method);
     buf.put_u8(b' ');
 
-    let path = req.raw_path();
     if request_target_has_forbidden_byte(path) {
         return None;
     }
