@@ -209,6 +209,14 @@ pub struct ScenarioArgs {
     /// Every phase cut to a few seconds: checks the correctness assertions, not the speed.
     #[arg(long)]
     pub smoke: bool,
+    /// Run the `measure: true` processes (the gateway) on these CPUs (`taskset` list, e.g.
+    /// `1`); needs --load-cpus.
+    #[arg(long, requires = "load_cpus")]
+    pub target_cpus: Option<String>,
+    /// Run the generator, the churn drivers and every other process on these CPUs (e.g. `0`);
+    /// needs --target-cpus.
+    #[arg(long, requires = "target_cpus")]
+    pub load_cpus: Option<String>,
 }
 
 /// Parses the command line and runs it.
@@ -399,10 +407,22 @@ fn scenario_cmd(a: &ScenarioArgs) -> anyhow::Result<ExitCode> {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("warden-loadtest-{}", std::process::id())),
     };
+    let placement = match (&a.target_cpus, &a.load_cpus) {
+        (Some(target), Some(load)) => {
+            // Before any thread or process starts, so that all of them inherit the load CPUs.
+            runner::pin(std::process::id(), load).map_err(|e| anyhow::anyhow!(e))?;
+            Some(driver::Placement {
+                target: target.clone(),
+                load: load.clone(),
+            })
+        }
+        _ => None,
+    };
     let ctx = driver::RunContext {
         dir: sc.dir.clone(),
         log_dir,
         loadtest_bin: std::env::current_exe().context("cannot find this program's path")?,
+        placement,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -15,6 +15,7 @@ fn free_port() -> u16 {
 
 fn context(dir: &std::path::Path) -> driver::RunContext {
     driver::RunContext {
+        placement: None,
         dir: dir.to_path_buf(),
         log_dir: dir.join("logs"),
         loadtest_bin: PathBuf::from(env!("CARGO_BIN_EXE_warden-loadtest")),

@@ -108,6 +108,7 @@ mod tests {
 
     fn ctx(dir: &std::path::Path) -> RunContext {
         RunContext {
+            placement: None,
             dir: dir.to_path_buf(),
             log_dir: dir.join("logs"),
             loadtest_bin: "/nonexistent".into(),

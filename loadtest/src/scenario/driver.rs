@@ -40,6 +40,17 @@ pub struct RunContext {
     pub log_dir: PathBuf,
     /// The `warden-loadtest` binary, for drivers that run its subcommands (`upstream`).
     pub loadtest_bin: PathBuf,
+    /// Which CPUs the measured processes, and everything else, run on (none: anywhere).
+    pub placement: Option<Placement>,
+}
+
+/// CPU lists in `taskset` syntax (`1`, `0-3`, `0,2`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The `measure: true` processes: the system under test.
+    pub target: String,
+    /// The generator, the churn drivers and every other process.
+    pub load: String,
 }
 
 /// A process a scenario starts and stops. `start` returns once the process runs; readiness

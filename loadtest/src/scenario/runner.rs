@@ -206,8 +206,37 @@ async fn start_all(
                 .ok_or_else(|| DriverError::failed(&spec.name, "no pid to deprioritise"))?;
             to_background(pid).map_err(|e| DriverError::failed(&spec.name, e))?;
         }
+        if let Some(place) = &ctx.placement {
+            let pid = p
+                .pid()
+                .ok_or_else(|| DriverError::failed(&spec.name, "no pid to place"))?;
+            let cpus = if spec.measure {
+                &place.target
+            } else {
+                &place.load
+            };
+            pin(pid, cpus).map_err(|e| DriverError::failed(&spec.name, e))?;
+        }
     }
     Ok(())
+}
+
+/// Every thread of `pid` to `cpus` (threads it starts later inherit it). A process started
+/// by this one inherits this one's CPUs, which the CLI sets to the load CPUs first: that covers
+/// the upstreams a churn driver restarts.
+pub fn pin(pid: u32, cpus: &str) -> Result<(), String> {
+    let out = std::process::Command::new("taskset")
+        .args(["--all-tasks", "--cpu-list", "--pid", cpus, &pid.to_string()])
+        .output()
+        .map_err(|e| format!("placing processes on CPUs needs taskset (util-linux): {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "taskset --cpu-list {cpus}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// Every thread of `pid` to `SCHED_IDLE`.

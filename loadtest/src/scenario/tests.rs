@@ -301,3 +301,25 @@ phases:
     assert!(errs[0].starts_with("s.yaml:3:"), "{}", errs[0]);
     assert!(errs[0].contains("processes[0].priority"), "{}", errs[0]);
 }
+
+#[test]
+fn pin_moves_every_thread_of_a_process_to_the_cpus_given() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let result = super::runner::pin(pid, "0");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let bad = super::runner::pin(pid, "100000");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    result.unwrap();
+    let allowed = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap();
+    assert_eq!(allowed.trim(), "0");
+    let e = bad.unwrap_err();
+    assert!(e.contains("taskset --cpu-list 100000"), "{e}");
+}
