@@ -225,31 +225,35 @@ async fn start_all(
 /// by this one inherits this one's CPUs, which the CLI sets to the load CPUs first: that covers
 /// the upstreams a churn driver restarts.
 pub fn pin(pid: u32, cpus: &str) -> Result<(), String> {
-    let out = std::process::Command::new("taskset")
-        .args(["--all-tasks", "--cpu-list", "--pid", cpus, &pid.to_string()])
-        .output()
-        .map_err(|e| format!("placing processes on CPUs needs taskset (util-linux): {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "taskset --cpu-list {cpus}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    util_linux(
+        "taskset",
+        &["--all-tasks", "--cpu-list", "--pid", cpus, &pid.to_string()],
+        "placing processes on CPUs",
+        &format!("taskset --cpu-list {cpus}"),
+    )
 }
 
 /// Every thread of `pid` to `SCHED_IDLE`.
 fn to_background(pid: u32) -> Result<(), String> {
-    let out = std::process::Command::new("chrt")
-        .args(["--idle", "--all-tasks", "--pid", "0", &pid.to_string()])
+    util_linux(
+        "chrt",
+        &["--idle", "--all-tasks", "--pid", "0", &pid.to_string()],
+        "`priority: background`",
+        "chrt --idle",
+    )
+}
+
+/// Runs a util-linux tool; `feature` names what needs it, `what` prefixes its complaint.
+fn util_linux(tool: &str, args: &[&str], feature: &str, what: &str) -> Result<(), String> {
+    let out = std::process::Command::new(tool)
+        .args(args)
         .output()
-        .map_err(|e| format!("`priority: background` needs chrt (util-linux): {e}"))?;
+        .map_err(|e| format!("{feature} needs {tool} (util-linux): {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "chrt --idle: {}",
+            "{what}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
