@@ -12,25 +12,25 @@
 use crate::schedule::Schedule;
 use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
-use parking_lot::Mutex;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-/// The waiting room of one generator thread. Tasks on a thread claim indices in increasing
-/// order and register right after claiming, so the queue is ordered by index.
+/// The waiting room of one generator thread, used only by that thread's tasks and its pacer.
+/// Tasks on a thread claim indices in increasing order and register right after claiming, so
+/// the queue is ordered by index.
 #[derive(Debug, Default)]
 pub struct Gate {
     /// Requests `0..released` are due.
-    released: AtomicU64,
-    inner: Mutex<Inner>,
+    released: Cell<u64>,
+    inner: RefCell<Inner>,
 }
 
 #[derive(Debug, Default)]
@@ -56,11 +56,9 @@ impl Gate {
     /// Marks requests `0..n` due and wakes their tasks; `wake` is scratch space kept by the
     /// caller so releasing does not allocate.
     fn release(&self, n: u64, wake: &mut Vec<Waker>) {
-        // Stored before taking the lock: a task that checks under the lock either sees the new
-        // value or is already queued and is found below, so no wake-up is lost.
-        self.released.store(n, Ordering::Release);
+        self.released.set(n);
         {
-            let mut inner = self.inner.lock();
+            let mut inner = self.inner.borrow_mut();
             while inner.waiters.front().is_some_and(|(i, _)| *i < n) {
                 if let Some((_, w)) = inner.waiters.pop_front() {
                     wake.push(w);
@@ -73,12 +71,12 @@ impl Gate {
     }
 
     fn is_released(&self, index: u64) -> bool {
-        self.released.load(Ordering::Acquire) > index
+        self.released.get() > index
     }
 
     /// The earliest index waiting here; clears the notice of a new front.
     fn earliest(&self) -> Option<u64> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.borrow_mut();
         inner.front_changed = false;
         inner.waiters.front().map(|(i, _)| *i)
     }
@@ -86,7 +84,7 @@ impl Gate {
     /// Ready once a waiter has gone to the front since [`Gate::earliest`]; until then the
     /// pacer is parked here.
     fn poll_front_changed(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.inner.borrow_mut();
         if std::mem::take(&mut inner.front_changed) {
             return Poll::Ready(());
         }
@@ -115,11 +113,8 @@ impl Future for Wait<'_> {
         if self.gate.is_released(self.index) {
             return Poll::Ready(());
         }
-        let mut inner = self.gate.inner.lock();
-        if self.gate.is_released(self.index) {
-            return Poll::Ready(());
-        }
         if !self.queued {
+            let mut inner = self.gate.inner.borrow_mut();
             // Keep the queue ordered even if tasks register out of claim order.
             let pos = inner.waiters.partition_point(|(i, _)| *i < self.index);
             inner.waiters.insert(pos, (self.index, cx.waker().clone()));
