@@ -4,6 +4,7 @@
 //! what Pingora itself costs.
 
 use async_trait::async_trait;
+use pingora::modules::http::HttpModules;
 use pingora::prelude::{HttpPeer, ProxyHttp, Result, Session};
 use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::Opt;
@@ -19,6 +20,9 @@ impl ProxyHttp for Passthrough {
     type CTX = ();
 
     fn new_ctx(&self) -> Self::CTX {}
+
+    // As Warden: no (disabled) compression module built and run for every request.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn upstream_peer(&self, _: &mut Session, _: &mut ()) -> Result<Box<HttpPeer>> {
         Ok(Box::new(HttpPeer::new(self.upstream, false, String::new())))

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use ctx::{Ctx, Refusal};
 use http::HeaderName;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::H1UpgradePolicy;
@@ -72,6 +73,10 @@ impl ProxyHttp for Gateway {
     fn new_ctx(&self) -> Ctx {
         Ctx::new()
     }
+
+    // Warden compresses nothing. Pingora's default adds its compression module, disabled,
+    // which still costs every request five allocations to build and run it.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let snap = self.state.current();
