@@ -261,7 +261,7 @@ impl TransportConnector {
                         // test_reusable_stream: we assume server would never actively send data
                         // first on an idle stream.
                         #[cfg(unix)]
-                        if peer.matches_fd(stream.id())
+                        if stream_matches_peer(peer, &stream)
                             && test_reusable_stream(&mut stream, &self.unexpected_data_conn_count)
                         {
                             Some(stream)
@@ -472,6 +472,23 @@ use futures::future::FutureExt;
 use tokio::io::AsyncReadExt;
 
 /// Test whether a stream is already closed or not reusable (server sent unexpected data)
+/// Warden patch: whether a pooled stream is connected to `peer`. The connector records the
+/// address it dialled in the stream's socket digest, so comparing with it costs no
+/// `getpeername` system call on every reuse. A stream without that record, or one reached
+/// through a proxy, is checked on its fd as before.
+#[cfg(unix)]
+fn stream_matches_peer<P: Peer>(peer: &P, stream: &Stream) -> bool {
+    if peer.get_proxy().is_none() {
+        let dialled = stream
+            .get_socket_digest()
+            .and_then(|d| d.peer_addr.get().cloned().flatten());
+        if let Some(addr) = dialled {
+            return &addr == peer.address();
+        }
+    }
+    peer.matches_fd(stream.id())
+}
+
 fn test_reusable_stream(stream: &mut Stream, unexpected_data_conn_count: &AtomicU64) -> bool {
     let mut buf = [0; 1];
     // tokio::task::unconstrained because now_or_never may yield None when the future is ready
