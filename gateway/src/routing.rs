@@ -128,26 +128,39 @@ impl Router {
 /// Lowercases a Host header value and strips its port, without allocating when it is already
 /// lowercase. Returns `None` for an empty or malformed host.
 pub fn normalize_host(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    // One pass over the bytes, as every request's Host goes through here: where the last `:`
+    // is, whether any byte is not allowed, whether any is upper case. A port is digits only,
+    // which are neither, so the flags hold for the host alone.
+    let (mut colon, mut bad, mut upper) = (None, false, false);
+    for (i, &b) in raw.as_bytes().iter().enumerate() {
+        match b {
+            b':' => colon = Some(i),
+            b'A'..=b'Z' => upper = true,
+            0..=b' ' | b'/' | b'@' | 0x7f.. => bad = true,
+            _ => {}
+        }
+    }
     let host = if raw.starts_with('[') {
         // IPv6 literal: keep the brackets' content, drop the port.
         let end = raw.find(']')?;
-        &raw[..=end]
+        let host = &raw[..=end];
+        bad = host
+            .bytes()
+            .any(|b| b <= b' ' || b == b'/' || b == b'@' || b >= 0x7f);
+        upper = host.bytes().any(|b| b.is_ascii_uppercase());
+        host
     } else {
-        match raw.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        match colon {
+            Some(i) if raw.as_bytes()[i + 1..].iter().all(u8::is_ascii_digit) => &raw[..i],
             Some(_) => return None,
             None => raw,
         }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty()
-        || host
-            .bytes()
-            .any(|b| b <= b' ' || b == b'/' || b == b'@' || b >= 0x7f)
-    {
+    if host.is_empty() || bad {
         return None;
     }
-    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+    if upper {
         Some(std::borrow::Cow::Owned(host.to_ascii_lowercase()))
     } else {
         Some(std::borrow::Cow::Borrowed(host))
@@ -219,5 +232,12 @@ mod tests {
         assert_eq!(normalize_host(""), None);
         assert_eq!(normalize_host("a:b:c"), None);
         assert_eq!(normalize_host("evil.com/x"), None);
+        assert_eq!(normalize_host("evil.com:80/x"), None);
+        assert_eq!(normalize_host("a@b.com"), None);
+        assert_eq!(normalize_host("a.com:"), Some("a.com".into()));
+        assert_eq!(normalize_host(":80"), None);
+        assert_eq!(normalize_host("[::1]:80x").as_deref(), Some("[::1]"));
+        assert_eq!(normalize_host("[::A]:80").as_deref(), Some("[::a]"));
+        assert_eq!(normalize_host("[::1 ]"), None);
     }
 }
