@@ -471,7 +471,6 @@ impl PreferredHttpVersion {
 use futures::future::FutureExt;
 use tokio::io::AsyncReadExt;
 
-/// Test whether a stream is already closed or not reusable (server sent unexpected data)
 /// Warden patch: whether a pooled stream is connected to `peer`. The connector records the
 /// address it dialled in the stream's socket digest, so comparing with it costs no
 /// `getpeername` system call on every reuse. A stream without that record, or one reached
@@ -479,16 +478,16 @@ use tokio::io::AsyncReadExt;
 #[cfg(unix)]
 fn stream_matches_peer<P: Peer>(peer: &P, stream: &Stream) -> bool {
     if peer.get_proxy().is_none() {
-        let dialled = stream
-            .get_socket_digest()
-            .and_then(|d| d.peer_addr.get().cloned().flatten());
-        if let Some(addr) = dialled {
-            return &addr == peer.address();
+        if let Some(digest) = stream.get_socket_digest() {
+            if let Some(Some(dialled)) = digest.peer_addr.get() {
+                return dialled == peer.address();
+            }
         }
     }
     peer.matches_fd(stream.id())
 }
 
+/// Test whether a stream is already closed or not reusable (server sent unexpected data)
 fn test_reusable_stream(stream: &mut Stream, unexpected_data_conn_count: &AtomicU64) -> bool {
     let mut buf = [0; 1];
     // tokio::task::unconstrained because now_or_never may yield None when the future is ready
