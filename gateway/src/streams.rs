@@ -239,7 +239,7 @@ pub fn register(
                 .unwrap_or_else(|| req.uri.path().to_string()),
             client_ip: ctx.client_ip.unwrap_or(IpAddr::from([0, 0, 0, 0])),
             client_cert: ctx.client_cert.clone(),
-            request_id: ctx.request_id.clone(),
+            request_id: ctx.request_id.to_string(),
             terminate: Box::new(socket),
         }),
     )

@@ -29,12 +29,27 @@ pub fn client_ip(peer: IpAddr, xff: Option<&[u8]>, trusted: impl Fn(IpAddr) -> b
 }
 
 /// An inbound request id is kept (from trusted peers) only if it is short and printable.
+/// The longest inbound `X-Request-Id` kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// A request's id, held inline: it is made for every request, and a heap string for it was
+/// one more allocation each time.
+pub type RequestId = arrayvec::ArrayString<MAX_REQUEST_ID>;
+
 pub fn valid_request_id(v: &[u8]) -> bool {
-    !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic())
+    !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// The inbound id `v`, if it is one to keep (see [`valid_request_id`]).
+pub fn inbound_request_id(v: &[u8]) -> Option<RequestId> {
+    if !valid_request_id(v) {
+        return None;
+    }
+    RequestId::from(std::str::from_utf8(v).ok()?).ok()
 }
 
 /// A fresh request id: 128 random bits as 32 hex digits. Not a secret, so a fast PRNG serves.
-pub fn new_request_id() -> String {
+pub fn new_request_id() -> RequestId {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     // Filled as bytes and copied once: pushing 32 chars onto a String checked capacity and
     // encoding 32 times, a tenth of the request filter's own work.
@@ -46,8 +61,12 @@ pub fn new_request_id() -> String {
         pair[0] = HEX[usize::from(b >> 4)];
         pair[1] = HEX[usize::from(b & 0xf)];
     }
-    // Only hex digits were written, so this is valid UTF-8 and the fallback is never taken.
-    std::str::from_utf8(&hex).unwrap_or_default().to_owned()
+    // Only hex digits were written, so this is valid UTF-8, and 32 bytes fit: the fallback
+    // is never taken.
+    std::str::from_utf8(&hex)
+        .ok()
+        .and_then(|s| RequestId::from(s).ok())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -92,5 +111,12 @@ mod tests {
         assert!(valid_request_id(b"abc-123"));
         assert!(!valid_request_id(b"a b"));
         assert!(!valid_request_id(&[b'a'; 129]));
+        assert_eq!(inbound_request_id(b"abc-123").as_deref(), Some("abc-123"));
+        let longest = [b'z'; 128];
+        assert_eq!(inbound_request_id(&longest).map(|id| id.len()), Some(128));
+        assert_eq!(inbound_request_id(&[b'z'; 129]), None);
+        assert_eq!(inbound_request_id(b""), None);
+        assert_eq!(inbound_request_id(b"a\tb"), None);
+        assert_eq!(inbound_request_id("caf\u{e9}".as_bytes()), None);
     }
 }

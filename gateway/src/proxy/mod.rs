@@ -97,12 +97,10 @@ impl ProxyHttp for Gateway {
                 |ip| snap.is_trusted_proxy(ip),
             ));
         }
-        ctx.request_id = match header(req, &X_REQUEST_ID) {
-            Some(v) if ctx.peer_trusted && forwarded::valid_request_id(v) => {
-                String::from_utf8_lossy(v).into_owned()
-            }
-            _ => forwarded::new_request_id(),
-        };
+        ctx.request_id = header(req, &X_REQUEST_ID)
+            .filter(|_| ctx.peer_trusted)
+            .and_then(forwarded::inbound_request_id)
+            .unwrap_or_else(forwarded::new_request_id);
 
         let Some(host) = request_host(req).and_then(normalize_host) else {
             ctx.snapshot = Some(snap);
@@ -150,7 +148,7 @@ impl ProxyHttp for Gateway {
         if path.starts_with("/.well-known/") {
             if let Some((status, ctype, body)) = well_known(&snap, &host, path) {
                 ctx.snapshot = Some(snap);
-                let rid = ctx.request_id.clone();
+                let rid = ctx.request_id;
                 respond::write(session, status, ctype, body, &[("x-request-id", &rid)]).await?;
                 return Ok(true);
             }

@@ -11,7 +11,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The host name an upstream was configured with, kept on its backends for TLS SNI.
+/// The host name an upstream was configured with, kept on its backends for TLS SNI. Only pools
+/// that need it (TLS with no `sni` set) carry it: the balancer clones a backend, extensions
+/// included, on every pick, and an empty extension map costs nothing to clone.
 #[derive(Debug, Clone)]
 pub struct UpstreamName(pub Arc<str>);
 
@@ -50,25 +52,31 @@ pub struct Discovery {
     /// Members seen so far: new ones start healthy in `warden_upstream_healthy`, vanished
     /// ones leave it.
     known: parking_lot::Mutex<BTreeSet<SocketAddr>>,
+    /// Whether backends carry their [`UpstreamName`].
+    names: bool,
 }
 
 impl Discovery {
-    pub fn new(entries: Vec<Entry>, route: Arc<str>) -> Self {
+    /// With `names`, each backend carries the [`UpstreamName`] it was found under.
+    pub fn new(entries: Vec<Entry>, route: Arc<str>, names: bool) -> Self {
         Self {
             entries,
             route,
             known: Default::default(),
+            names,
         }
     }
 }
 
-fn backend(addr: SocketAddr, e: &Entry) -> Backend {
+fn backend(addr: SocketAddr, e: &Entry, name: bool) -> Backend {
     let mut b = Backend {
         addr: PSocketAddr::Inet(addr),
         weight: e.weight,
         ext: Default::default(),
     };
-    b.ext.insert(UpstreamName(e.host.clone()));
+    if name {
+        b.ext.insert(UpstreamName(e.host.clone()));
+    }
     b
 }
 
@@ -80,12 +88,12 @@ impl ServiceDiscovery for Discovery {
         for e in &self.entries {
             match e.literal {
                 Some(sa) => {
-                    set.insert(backend(sa, e));
+                    set.insert(backend(sa, e, self.names));
                 }
                 None => match tokio::net::lookup_host((&*e.host, e.port)).await {
                     Ok(addrs) => {
                         for a in addrs {
-                            set.insert(backend(a, e));
+                            set.insert(backend(a, e, self.names));
                         }
                     }
                     Err(err) => failed.push(format!("{}: {err}", e.host)),

@@ -79,6 +79,36 @@ impl PoolSettings {
     }
 }
 
+/// The backends one request has tried, in order. Nearly every request tries one, so the first
+/// is kept inline and only retries allocate.
+#[derive(Debug, Default)]
+pub struct Tried {
+    first: Option<SocketAddr>,
+    more: Vec<SocketAddr>,
+}
+
+impl Tried {
+    pub fn push(&mut self, a: SocketAddr) {
+        if self.first.is_none() {
+            self.first = Some(a);
+        } else {
+            self.more.push(a);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub fn contains(&self, a: &SocketAddr) -> bool {
+        self.first.as_ref() == Some(a) || self.more.contains(a)
+    }
+}
+
 enum Balancer {
     RoundRobin(Arc<LoadBalancer<RoundRobin>>),
     Hash(Arc<LoadBalancer<Consistent>>),
@@ -181,7 +211,9 @@ where
     S::Iter: pingora::lb::selection::BackendIter,
 {
     let any_dns = entries.iter().any(|e| e.literal.is_none());
-    let discovery = Discovery::new(entries, s.route.clone());
+    // The upstream's name is SNI only when TLS has no `sni` of its own.
+    let names = s.tls.as_ref().is_some_and(|t| t.sni.is_none());
+    let discovery = Discovery::new(entries, s.route.clone(), names);
     let mut backends = Backends::new(Box::new(discovery));
     if let Some(hc) = &s.health {
         backends.set_health_check(health_check(s, hc));
@@ -253,7 +285,7 @@ impl Pool {
 
     /// Picks a healthy backend not tried yet for this request. `key` only matters for
     /// consistent hashing.
-    pub fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Backend> {
+    pub fn select(&self, key: &[u8], tried: &Tried) -> Option<Backend> {
         let accept = |b: &Backend, healthy: bool| {
             healthy && b.addr.as_inet().is_none_or(|a| !tried.contains(a))
         };
@@ -342,5 +374,30 @@ async fn initial_update(s: &PoolSettings, update: impl std::future::Future<Outpu
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(route = %s.route, error = %e, "upstream discovery failed"),
         Err(_) => tracing::warn!(route = %s.route, "upstream discovery timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tried_keeps_every_backend_in_order_of_trying() {
+        let a: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
+        let c: SocketAddr = "10.0.0.3:80".parse().unwrap();
+        let mut t = Tried::default();
+        assert!(t.is_empty());
+        assert_eq!(t.len(), 0);
+        assert!(!t.contains(&a));
+        t.push(a);
+        assert!(!t.is_empty());
+        assert_eq!(t.len(), 1);
+        assert!(t.contains(&a) && !t.contains(&b));
+        t.push(b);
+        t.push(c);
+        assert_eq!(t.len(), 3);
+        assert!(t.contains(&a) && t.contains(&b) && t.contains(&c));
+        assert!(!t.contains(&"10.0.0.4:80".parse().unwrap()));
     }
 }
