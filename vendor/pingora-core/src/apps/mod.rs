@@ -247,6 +247,29 @@ pub trait HttpServerApp {
 
     async fn http_cleanup(&self) {}
 
+    /// Serves an HTTP/1 connection: its first request (`session`), then every request it
+    /// keeps alive for, until it closes or cannot be reused.
+    ///
+    /// Warden patch: this default calls [`Self::process_new_http`] for each request, and so
+    /// allocates and fills a new boxed future for each. An app can override it to serve the
+    /// whole connection in one future.
+    async fn process_h1_connection(
+        self: &Arc<Self>,
+        session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) where
+        Self: Send + Sync + 'static,
+    {
+        let mut result = self.process_new_http(session, shutdown).await;
+        while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
+            let mut session = ServerSession::new_http1(stream);
+            if let Some(persistent_settings) = persistent_settings {
+                persistent_settings.apply_to_session(&mut session);
+            }
+            result = self.process_new_http(session, shutdown).await;
+        }
+    }
+
     #[doc(hidden)]
     async fn process_custom_session(
         self: Arc<Self>,
@@ -357,15 +380,7 @@ where
                     .and_then(|opts| opts.keepalive_request_limit),
             );
 
-            let mut result = self.process_new_http(session, shutdown).await;
-            while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
-                let mut session = ServerSession::new_http1(stream);
-                if let Some(persistent_settings) = persistent_settings {
-                    persistent_settings.apply_to_session(&mut session);
-                }
-
-                result = self.process_new_http(session, shutdown).await;
-            }
+            self.process_h1_connection(session, shutdown).await;
         }
         None
     }
