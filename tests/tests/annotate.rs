@@ -440,9 +440,11 @@ async fn head_upstream() -> (String, tokio::sync::mpsc::UnboundedReceiver<String
                         head.push(byte[0]);
                     }
                     let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
-                    if s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                        .await
-                        .is_err()
+                    if s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Upstream-Case: Kept\r\n\r\nok",
+                    )
+                    .await
+                    .is_err()
                     {
                         return;
                     }
@@ -455,7 +457,8 @@ async fn head_upstream() -> (String, tokio::sync::mpsc::UnboundedReceiver<String
 
 /// Header names go upstream in canonical case whatever case the client used, hop-by-hop
 /// headers (standard and `Connection`-nominated) never arrive, and a request without any
-/// hop-by-hop header loses nothing.
+/// hop-by-hop header loses nothing. Response header names reach the client as the upstream
+/// spelled them, on a connection kept alive across every request.
 #[tokio::test]
 async fn upstream_sees_canonical_names_and_no_hop_by_hop_headers() {
     let (up, mut heads) = head_upstream().await;
@@ -501,8 +504,10 @@ routes:
         s.write_all(send(extra).as_bytes()).await.expect("send");
         let resp = read_head(&mut s).await;
         assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(resp.contains("\r\nX-Upstream-Case: Kept\r\n"), "{resp}");
         let mut body = [0u8; 2];
         s.read_exact(&mut body).await.expect("body");
+        assert_eq!(&body, b"ok");
 
         let head = heads.recv().await.expect("the upstream saw the request");
         let names: Vec<&str> = head

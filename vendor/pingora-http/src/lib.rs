@@ -531,6 +531,18 @@ impl From<Box<ResponseHeader>> for Box<RespParts> {
 }
 
 impl ResponseHeader {
+    /// A copy of this response without its header-case map.
+    ///
+    /// Warden patch: the HTTP/1 client keeps such a copy of a response it read, for framing
+    /// and keep-alive, and hands the response itself, case map included, to the proxy.
+    pub fn clone_without_case(&self) -> Self {
+        Self {
+            base: self.as_owned_parts(),
+            header_name_map: None,
+            reason_phrase: self.reason_phrase.clone(),
+        }
+    }
+
     /// Room for `additional` more headers, in the case map too if there is one.
     ///
     /// Warden patch: see [RequestHeader::reserve_headers].
@@ -890,10 +902,12 @@ fn append_header_value<T>(
 ) -> Result<bool> {
     // Warden patch: without a case map the name needs no titled copy and no second parse.
     let Some(name_map) = name_map else {
-        return value_map.try_append(name.into_header_name()?, value).or_err(
-            InvalidHTTPHeader,
-            "header value map size overflows MAX_SIZE",
-        );
+        return value_map
+            .try_append(name.into_header_name()?, value)
+            .or_err(
+                InvalidHTTPHeader,
+                "header value map size overflows MAX_SIZE",
+            );
     };
     let (header_name, case_header_name) = name.into_names()?;
     // store the original case in the map

@@ -183,7 +183,10 @@ fn is_standard_hop_by_hop(name: &http::HeaderName) -> bool {
         || *name == header::TRANSFER_ENCODING
         || *name == header::CONNECTION
         || *name == header::UPGRADE
-        || matches!(name.as_str(), KEEP_ALIVE | PROXY_CONNECTION | HTTP2_SETTINGS)
+        || matches!(
+            name.as_str(),
+            KEEP_ALIVE | PROXY_CONNECTION | HTTP2_SETTINGS
+        )
 }
 
 fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {

@@ -437,8 +437,13 @@ impl HttpSession {
     /// Similar to [`Self::read_response()`], read the response header and then return a copy of it.
     pub async fn read_resp_header_parts(&mut self) -> Result<Box<ResponseHeader>> {
         self.read_response().await?;
+        // Warden patch: the caller gets the header as read, and this session keeps a copy
+        // without the header-case map. Framing, keep-alive and upgrades read only names and
+        // values, and the case map was half of what cloning the whole header cost.
         // safe to unwrap because it is just read
-        Ok(Box::new(self.resp_header().unwrap().clone()))
+        let read = self.response_header.take().unwrap();
+        self.response_header = Some(Box::new(read.clone_without_case()));
+        Ok(read)
     }
 
     /// Return a reference of the [`ResponseHeader`] if the response is read
