@@ -28,7 +28,6 @@ pub fn client_ip(peer: IpAddr, xff: Option<&[u8]>, trusted: impl Fn(IpAddr) -> b
     client
 }
 
-/// An inbound request id is kept (from trusted peers) only if it is short and printable.
 /// The longest inbound `X-Request-Id` kept.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -36,6 +35,7 @@ const MAX_REQUEST_ID: usize = 128;
 /// one more allocation each time.
 pub type RequestId = arrayvec::ArrayString<MAX_REQUEST_ID>;
 
+/// An inbound request id is kept (from trusted peers) only if it is short and printable.
 pub fn valid_request_id(v: &[u8]) -> bool {
     !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.iter().all(|b| b.is_ascii_graphic())
 }
