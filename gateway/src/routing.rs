@@ -128,43 +128,57 @@ impl Router {
 /// Lowercases a Host header value and strips its port, without allocating when it is already
 /// lowercase. Returns `None` for an empty or malformed host.
 pub fn normalize_host(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
-    // One pass over the bytes, as every request's Host goes through here: where the last `:`
-    // is, whether any byte is not allowed, whether any is upper case. A port is digits only,
-    // which are neither, so the flags hold for the host alone.
-    let (mut colon, mut bad, mut upper) = (None, false, false);
-    for (i, &b) in raw.as_bytes().iter().enumerate() {
-        match b {
-            b':' => colon = Some(i),
-            b'A'..=b'Z' => upper = true,
-            0..=b' ' | b'/' | b'@' | 0x7f.. => bad = true,
-            _ => {}
-        }
-    }
-    let host = if raw.starts_with('[') {
+    // Every request's Host goes through here, so each branch reads it once.
+    let (host, scan) = if raw.starts_with('[') {
         // IPv6 literal: keep the brackets' content, drop the port.
         let end = raw.find(']')?;
         let host = &raw[..=end];
-        bad = host
-            .bytes()
-            .any(|b| b <= b' ' || b == b'/' || b == b'@' || b >= 0x7f);
-        upper = host.bytes().any(|b| b.is_ascii_uppercase());
-        host
+        (host, scan_host(host))
     } else {
-        match colon {
+        // A port is digits only, neither disallowed nor upper case, so the flags of the whole
+        // value hold for the host alone.
+        let scan = scan_host(raw);
+        let host = match scan.colon {
             Some(i) if raw.as_bytes()[i + 1..].iter().all(u8::is_ascii_digit) => &raw[..i],
             Some(_) => return None,
             None => raw,
-        }
+        };
+        (host, scan)
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() || bad {
+    if host.is_empty() || scan.bad {
         return None;
     }
-    if upper {
+    if scan.upper {
         Some(std::borrow::Cow::Owned(host.to_ascii_lowercase()))
     } else {
         Some(std::borrow::Cow::Borrowed(host))
     }
+}
+
+/// What one pass over a Host value finds: where its last `:` is, whether any byte is not
+/// allowed in a host, whether any is upper case.
+struct Scan {
+    colon: Option<usize>,
+    bad: bool,
+    upper: bool,
+}
+
+fn scan_host(s: &str) -> Scan {
+    let mut scan = Scan {
+        colon: None,
+        bad: false,
+        upper: false,
+    };
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        match b {
+            b':' => scan.colon = Some(i),
+            b'A'..=b'Z' => scan.upper = true,
+            0..=b' ' | b'/' | b'@' | 0x7f.. => scan.bad = true,
+            _ => {}
+        }
+    }
+    scan
 }
 
 #[cfg(test)]
