@@ -8,6 +8,7 @@
 //! for the same caller (a refreshed session) gets new entries; stale ones go in the next sweep.
 
 use crate::identity::Identity;
+use ahash::RandomState;
 use dashmap::DashMap;
 use std::sync::{Arc, Weak};
 
@@ -19,14 +20,16 @@ struct Entry<V> {
 }
 
 pub(crate) struct IdentityCache<V> {
-    map: DashMap<(usize, u64), Entry<V>>,
+    /// ahash, not the default SipHash: this map is read on every request, and its keys
+    /// (addresses) are not chosen by clients.
+    map: DashMap<(usize, u64), Entry<V>, RandomState>,
     capacity: usize,
 }
 
 impl<V: Clone> IdentityCache<V> {
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
-            map: DashMap::new(),
+            map: DashMap::with_hasher(RandomState::new()),
             capacity: capacity.max(1),
         }
     }

@@ -1,21 +1,22 @@
 //! Verified bearer tokens, so a token presented again costs a hash lookup and a comparison,
 //! not a signature check.
 //!
-//! Keys are a keyed hash of the token (SipHash with per-process random keys, so collisions
-//! cannot be aimed) taken over its length and its last bytes, which are signature bytes and so
-//! already differ between tokens: hashing the whole token would cost more than the rest of a
-//! hit. Each entry keeps the whole token and a hit compares it exactly. Entries
-//! die at the token's expiry (checked on lookup and swept periodically) and when the key that
-//! verified them leaves the issuer's key set. The cache is sharded and bounded; a full shard
-//! evicts the least recently used of a small sample (approximate LRU).
+//! Keys are a keyed hash of the token (ahash with per-process random keys, so collisions
+//! cannot be aimed; SipHash cost ten times as much per lookup) taken over its length and its
+//! last bytes, which are signature bytes and so already differ between tokens: hashing the
+//! whole token would cost more than the rest of a hit. Each entry keeps the whole token and a
+//! hit compares it exactly. Entries die at the token's expiry (checked on lookup and swept
+//! periodically) and when the key that verified them leaves the issuer's key set. The cache
+//! is sharded and bounded; a full shard evicts the least recently used of a small sample
+//! (approximate LRU).
 
 use super::IssuerId;
 use crate::identity::Identity;
 use crate::metrics::TOKEN_CACHE_ENTRIES;
+use ahash::RandomState;
 use parking_lot::RwLock;
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
