@@ -71,6 +71,28 @@ mod tests {
         assert_eq!(down.headers.len(), 2);
     }
 
+    /// The upstream copy Pingora makes with room (vendored `clone_without_case_with_room`)
+    /// keeps every name and value in order, and takes the headers Warden adds without
+    /// growing.
+    #[test]
+    fn upstream_copy_with_room_keeps_every_header_in_order() {
+        let mut down = RequestHeader::build("POST", b"/a?b=1", None).unwrap();
+        down.append_header("X-Custom-Thing", "1").unwrap();
+        down.append_header("content-TYPE", "text/plain").unwrap();
+        down.append_header("x-custom-thing", "2").unwrap();
+
+        let up = down.clone_without_case_with_room(16);
+        assert!(!up.has_case());
+        assert_eq!(up.method, down.method);
+        assert_eq!(up.uri, down.uri);
+        assert_eq!(
+            wire(&up),
+            "x-custom-thing: 1\r\nx-custom-thing: 2\r\nContent-Type: text/plain\r\n"
+        );
+        assert_eq!(wire(&up), wire(&down.clone_without_case()));
+        assert!(up.headers.capacity() >= up.headers.keys_len() + 16);
+    }
+
     /// Where a case map is kept (the downstream request), inserts keep it in step.
     #[test]
     fn case_map_stays_in_step() {

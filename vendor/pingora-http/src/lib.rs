@@ -188,6 +188,23 @@ impl RequestHeader {
         }
     }
 
+    /// [Self::clone_without_case] with room for `additional` more headers.
+    ///
+    /// Warden patch: the upstream request is built this way. A proxy adds headers to it, and
+    /// a copied map sized to the parsed request then grows (a new index and a rehash) on the
+    /// first of them; inserting the parsed headers into a map of the final size costs less.
+    pub fn clone_without_case_with_room(&self, additional: usize) -> Self {
+        Self {
+            base: req_parts_with_headers(
+                &self.base,
+                headers_with_room(&self.base.headers, additional),
+            ),
+            header_name_map: None,
+            raw_target: self.raw_target.clone(),
+            send_end_stream: self.send_end_stream,
+        }
+    }
+
     /// Room for `additional` more headers, in the case map too if there is one.
     ///
     /// Warden patch: a filter that adds several headers grows the maps once instead of step
@@ -844,6 +861,23 @@ fn parse_request_target(target: &[u8]) -> Result<ParsedRequestTarget> {
 }
 
 fn clone_req_parts(me: &ReqParts) -> ReqParts {
+    req_parts_with_headers(me, me.headers.clone())
+}
+
+/// A copy of `src` (every name and value, in order) in a map with room for `additional` more
+/// names. Past `http`'s size limit it is a plain copy.
+fn headers_with_room<T: Clone>(src: &HMap<T>, additional: usize) -> HMap<T> {
+    let Ok(mut map) = HMap::try_with_capacity(src.keys_len().saturating_add(additional)) else {
+        return src.clone();
+    };
+    for (name, value) in src {
+        // The copy holds no more than the source, which fits.
+        let _ = map.try_append(name.clone(), value.clone());
+    }
+    map
+}
+
+fn req_parts_with_headers(me: &ReqParts, headers: HMap) -> ReqParts {
     let mut parts = ReqBuilder::new()
         .method(me.method.clone())
         .uri(me.uri.clone())
@@ -852,7 +886,7 @@ fn clone_req_parts(me: &ReqParts) -> ReqParts {
         .unwrap()
         .into_parts()
         .0;
-    parts.headers = me.headers.clone();
+    parts.headers = headers;
     parts.extensions = me.extensions.clone();
     parts
 }

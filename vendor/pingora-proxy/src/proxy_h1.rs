@@ -25,6 +25,10 @@ use pingora_core::protocols::http::{
     v1::common::is_upgrade_req as is_h1_upgrade_req,
 };
 
+/// Warden patch: headers the upstream request has room for beyond the client's, so that
+/// forwarding, identity and request-id headers go in without the map growing.
+const UPSTREAM_HEADER_ROOM: usize = 16;
+
 impl<SV, C> HttpProxy<SV, C>
 where
     C: custom::Connector,
@@ -45,8 +49,11 @@ where
 
         // phase 2 send to upstream
 
-        // Warden patch: no header-case map upstream (see `clone_without_case`).
-        let mut req = session.req_header().clone_without_case();
+        // Warden patch: no header-case map upstream (see `clone_without_case`), and room for
+        // the headers `upstream_request_filter` adds without growing the map.
+        let mut req = session
+            .req_header()
+            .clone_without_case_with_room(UPSTREAM_HEADER_ROOM);
         let authority_policy = AuthorityPolicy::from(session.downstream_session.is_custom());
         let downstream_had_host = req.headers.contains_key(http::header::HOST);
         req.set_version(Version::HTTP_11);
