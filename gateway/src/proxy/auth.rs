@@ -494,3 +494,27 @@ impl Gateway {
         line.send(Some(sink));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+    use http::HeaderValue;
+
+    #[test]
+    fn bearer_token_takes_the_scheme_and_a_visible_ascii_token() {
+        let v = |b: &[u8]| HeaderValue::from_bytes(b).unwrap();
+        assert_eq!(bearer_token(&v(b"Bearer abc.def.ghi")), Some("abc.def.ghi"));
+        assert_eq!(bearer_token(&v(b"bEaReR  abc ")), Some("abc"));
+        assert_eq!(
+            bearer_token(&v(b"Bearer\tabc")),
+            None,
+            "the scheme ends at a space"
+        );
+        assert_eq!(bearer_token(&v(b"Basic abc")), None);
+        assert_eq!(bearer_token(&v(b"Bearer ")), None);
+        assert_eq!(bearer_token(&v(b"Bearer")), None);
+        // A token with bytes outside visible ASCII is refused, not passed on.
+        assert_eq!(bearer_token(&v("Bearer abcé".as_bytes())), None);
+        assert_eq!(bearer_token(&v(b"Bearer abc\xff")), None);
+    }
+}
