@@ -2,7 +2,7 @@
 //! not a signature check.
 //!
 //! Keys are a keyed hash of the token (ahash with per-process random keys, so collisions
-//! cannot be aimed; SipHash cost ten times as much per lookup) taken over its length and its
+//! cannot be aimed; SipHash cost four times as much per lookup) taken over its length and its
 //! last bytes, which are signature bytes and so already differ between tokens: hashing the
 //! whole token would cost more than the rest of a hit. Each entry keeps the whole token and a
 //! hit compares it exactly. Entries die at the token's expiry (checked on lookup and swept
