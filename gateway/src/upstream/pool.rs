@@ -400,4 +400,55 @@ mod tests {
         assert!(t.contains(&a) && t.contains(&b) && t.contains(&c));
         assert!(!t.contains(&"10.0.0.4:80".parse().unwrap()));
     }
+
+    fn settings(entries: &[(&str, usize)], lb: LoadBalancing) -> PoolSettings {
+        PoolSettings {
+            route: "r".into(),
+            entries: entries.iter().map(|(a, w)| (a.to_string(), *w)).collect(),
+            lb,
+            hash_key: HashKey::None,
+            health: None,
+            health_host: "h".into(),
+            tls: None,
+            protocol: UpstreamProtocol::H1,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            dns_refresh: Duration::from_secs(60),
+        }
+    }
+
+    // The vendored balancer keeps the first pick's key inline and hands out keys computed when
+    // the selection was built: every member is still offered exactly once per request.
+    #[test]
+    fn selection_offers_every_member_once_then_none() {
+        let members = [("10.0.0.1:80", 1), ("10.0.0.2:80", 3), ("10.0.0.3:80", 1)];
+        for lb in [
+            LoadBalancing::RoundRobin,
+            LoadBalancing::ConsistentHash(crate::conf::types::HashOn {
+                header: None,
+                cookie: None,
+                client_address: true,
+            }),
+        ] {
+            let pool =
+                crate::background::block_on(Pool::start(settings(&members, lb), true)).unwrap();
+            for key in [&b""[..], b"a", b"some key"] {
+                let mut tried = Tried::default();
+                while let Some(b) = pool.select(key, &tried) {
+                    let a = *b.addr.as_inet().unwrap();
+                    assert!(!tried.contains(&a), "{a} offered twice");
+                    tried.push(a);
+                }
+                assert_eq!(tried.len(), members.len());
+            }
+            // Round robin moves on from one request to the next.
+            let first = |p: &Pool| p.select(b"", &Tried::default()).unwrap().addr;
+            if matches!(pool.settings.lb, LoadBalancing::RoundRobin) {
+                let picks: std::collections::HashSet<_> =
+                    (0..12).map(|_| first(&pool).to_string()).collect();
+                assert_eq!(picks.len(), members.len());
+            }
+        }
+    }
 }

@@ -554,12 +554,37 @@ impl BackendReadiness {
 /// observations and manual enable/disable stay visible through every clone of a
 /// generation's snapshot, including one owned by an older selector.
 #[derive(Clone)]
-struct ReadinessSnapshot(Arc<HashMap<u64, BackendReadiness>>);
+struct ReadinessSnapshot(Arc<ReadinessMap>);
+
+/// Warden patch: readiness is keyed by [`Backend::hash_key`], already a SipHash of the
+/// backend. The map takes the key as its hash instead of hashing it a second time on every
+/// request's lookup.
+type ReadinessMap = HashMap<u64, BackendReadiness, std::hash::BuildHasherDefault<KeyIsHash>>;
+
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is reached for a `u64` key; this keeps any other use correct.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
 
 impl ReadinessSnapshot {
     /// A snapshot with no known backends.
     fn empty() -> Self {
-        Self(Arc::new(HashMap::new()))
+        Self(Arc::new(ReadinessMap::default()))
     }
 
     /// Look up readiness by full backend identity.
@@ -571,6 +596,11 @@ impl ReadinessSnapshot {
     /// healthy.
     fn ready(&self, backend: &Backend) -> bool {
         self.get(backend).is_some_and(BackendReadiness::ready)
+    }
+
+    /// Warden patch: [`Self::ready`] for a backend whose [`Backend::hash_key`] is known.
+    fn ready_keyed(&self, hash_key: u64) -> bool {
+        self.0.get(&hash_key).is_some_and(BackendReadiness::ready)
     }
 }
 
@@ -712,7 +742,8 @@ impl Backends {
                 .health_registry
                 .update_view(self.view_id, Arc::clone(&new_backends));
 
-            let mut new_readiness = HashMap::with_capacity(new_backends.len());
+            let mut new_readiness =
+                ReadinessMap::with_capacity_and_hasher(new_backends.len(), Default::default());
             {
                 let mut handles = self.lock_enablement_handles();
                 // Opportunistically drop enablement handles that no readiness
@@ -1065,8 +1096,11 @@ where
     {
         let selection = self.selector.load();
         let mut iter = UniqueIterator::new(selection.iter(key), max_iterations);
-        while let Some(b) = iter.get_next() {
-            if accept(&b, self.backends.ready(&b)) {
+        // Warden patch: one readiness snapshot for the whole selection, looked up by the key
+        // the iterator already computed.
+        let state = self.backends.state.load();
+        while let Some((b, hash_key)) = iter.get_next_keyed() {
+            if accept(&b, state.readiness.ready_keyed(hash_key)) {
                 return Some(b);
             }
         }
@@ -1833,8 +1867,9 @@ where
         // must not be signaled while an iterator still references the selector.
         let published = self.selectors.get(selector_index)?.selector.load();
         let mut iter = UniqueIterator::new(published.selector.iter(key), max_iterations);
-        while let Some(backend) = iter.get_next() {
-            if accept(&backend, published.readiness.ready(&backend)) {
+        // Warden patch: looked up by the key the iterator already computed.
+        while let Some((backend, hash_key)) = iter.get_next_keyed() {
+            if accept(&backend, published.readiness.ready_keyed(hash_key)) {
                 return Some(backend);
             }
         }
@@ -3761,7 +3796,7 @@ mod test {
 
         // A distinguishable readiness snapshot travels with the request, so the
         // abort path must restore it alongside membership and generation.
-        let readiness = ReadinessSnapshot(Arc::new(HashMap::from([(
+        let readiness = ReadinessSnapshot(Arc::new(ReadinessMap::from_iter([(
             backend.hash_key(),
             BackendReadiness {
                 enabled: Arc::new(AtomicBool::new(true)),

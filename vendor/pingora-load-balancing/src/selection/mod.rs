@@ -55,6 +55,13 @@ pub trait BackendSelection: Sized {
 pub trait BackendIter {
     /// Return `Some(&Backend)` when there are more backends left to choose from.
     fn next(&mut self) -> Option<&Backend>;
+
+    /// Warden patch: [`Self::next`] with the backend's [`Backend::hash_key`]. A selection that
+    /// computed the keys when it was built returns them, so that a request does not hash its
+    /// backend.
+    fn next_keyed(&mut self) -> Option<(&Backend, u64)> {
+        self.next().map(|b| (b, b.hash_key()))
+    }
 }
 
 /// [SelectionAlgorithm] is the interface to implement selection algorithms.
@@ -91,6 +98,10 @@ where
     I: BackendIter,
 {
     iter: I,
+    // Warden patch: the first backend's key is kept inline and the set is only filled from the
+    // second one on. Nearly every selection takes the first backend it sees, so it allocates
+    // nothing.
+    first: Option<u64>,
     seen: HashSet<u64>,
     max_iterations: usize,
     steps: usize,
@@ -105,22 +116,36 @@ where
         Self {
             iter,
             max_iterations,
+            first: None,
             seen: HashSet::new(),
             steps: 0,
         }
     }
 
     pub fn get_next(&mut self) -> Option<Backend> {
-        while let Some(item) = self.iter.next() {
+        self.get_next_keyed().map(|(backend, _)| backend)
+    }
+
+    /// Warden patch: the next unique backend with its [`Backend::hash_key`], so that a caller
+    /// looking the backend up by that key does not hash it again.
+    pub(crate) fn get_next_keyed(&mut self) -> Option<(Backend, u64)> {
+        while let Some((item, hash_key)) = self.iter.next_keyed() {
             if self.steps >= self.max_iterations {
                 return None;
             }
             self.steps += 1;
 
-            let hash_key = item.hash_key();
-            if !self.seen.contains(&hash_key) {
-                self.seen.insert(hash_key);
-                return Some(item.clone());
+            match self.first {
+                None => {
+                    self.first = Some(hash_key);
+                    return Some((item.clone(), hash_key));
+                }
+                Some(first) if first == hash_key => {}
+                Some(_) => {
+                    if self.seen.insert(hash_key) {
+                        return Some((item.clone(), hash_key));
+                    }
+                }
             }
         }
 

@@ -24,6 +24,8 @@ use std::sync::Arc;
 /// The default algorithm is [FnvHasher]. See [super::algorithms] for more choices.
 pub struct Weighted<H = FnvHasher> {
     backends: Box<[Backend]>,
+    // Warden patch: each backend's `hash_key`, computed once here rather than per request.
+    keys: Box<[u64]>,
     // each item is an index to the `backends`, use u16 to save memory, support up to 2^16 backends
     weighted: Box<[u16]>,
     algorithm: H,
@@ -46,8 +48,10 @@ impl<H: SelectionAlgorithm> BackendSelection for Weighted<H> {
                 weighted.push(index as u16);
             }
         }
+        let keys = backends.iter().map(Backend::hash_key).collect();
         Weighted {
             backends,
+            keys,
             weighted: weighted.into_boxed_slice(),
             algorithm: H::new(),
         }
@@ -79,8 +83,8 @@ impl<H: SelectionAlgorithm> WeightedIterator<H> {
     }
 }
 
-impl<H: SelectionAlgorithm> BackendIter for WeightedIterator<H> {
-    fn next(&mut self) -> Option<&Backend> {
+impl<H: SelectionAlgorithm> WeightedIterator<H> {
+    fn next_index(&mut self) -> Option<usize> {
         if self.backend.backends.is_empty() {
             // short circuit if empty
             return None;
@@ -90,15 +94,26 @@ impl<H: SelectionAlgorithm> BackendIter for WeightedIterator<H> {
             // initial hash, select from the weighted list
             self.first = false;
             let len = self.backend.weighted.len();
-            let index = self.backend.weighted[self.index as usize % len];
-            Some(&self.backend.backends[index as usize])
+            Some(self.backend.weighted[self.index as usize % len] as usize)
         } else {
             // fallback, select from the unique list
             // deterministically select the next item
             self.index = self.backend.algorithm.next(&self.index.to_le_bytes());
             let len = self.backend.backends.len();
-            Some(&self.backend.backends[self.index as usize % len])
+            Some(self.index as usize % len)
         }
+    }
+}
+
+impl<H: SelectionAlgorithm> BackendIter for WeightedIterator<H> {
+    fn next(&mut self) -> Option<&Backend> {
+        let index = self.next_index()?;
+        Some(&self.backend.backends[index])
+    }
+
+    fn next_keyed(&mut self) -> Option<(&Backend, u64)> {
+        let index = self.next_index()?;
+        Some((&self.backend.backends[index], self.backend.keys[index]))
     }
 }
 
