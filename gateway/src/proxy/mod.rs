@@ -44,6 +44,17 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
         .or_else(|| req.uri.authority().map(|a| a.as_str()))
 }
 
+/// [`request_host`] as a header value. The Host header's value is shared, not copied.
+fn request_host_value(req: &RequestHeader) -> Option<http::HeaderValue> {
+    match req.headers.get(http::header::HOST) {
+        Some(v) if v.to_str().is_ok() => Some(v.clone()),
+        _ => req
+            .uri
+            .authority()
+            .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok()),
+    }
+}
+
 impl Gateway {
     async fn refuse(
         &self,
@@ -377,7 +388,7 @@ impl ProxyHttp for Gateway {
             up.insert_header(X_FORWARDED_PROTO, if ctx.tls { "https" } else { "http" })?;
         }
         if !(ctx.peer_trusted && up.headers.contains_key(&X_FORWARDED_HOST)) {
-            match request_host(session.req_header()).map(str::to_string) {
+            match request_host_value(session.req_header()) {
                 Some(h) => up.insert_header(X_FORWARDED_HOST, h)?,
                 None => {
                     up.remove_header(&X_FORWARDED_HOST);
