@@ -331,8 +331,8 @@ fn from_digits(bytes: &[u8]) -> Option<u64> {
 /// duplicates (e.g. `Content-Length: 42, 42`) be collapsed to a single value
 /// while genuinely conflicting framing is rejected.
 // Warden patch: framing now parses through `content_length_parse_values`; this stays for
-// its tests and the docs that name it.
-#[allow(dead_code)]
+// its tests.
+#[cfg(test)]
 pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
     content_length_parse_values(headers.get_all(header::CONTENT_LENGTH))
 }
@@ -402,7 +402,7 @@ pub(crate) fn content_length_for_framing(headers: &HMap) -> Result<Option<usize>
 /// `Content-Length` fields having differing values (or a single invalid value)
 /// has invalid framing and the recipient MUST treat it as an unrecoverable
 /// error. Identical duplicates and comma-combined identical values are
-/// reconciled to a single value via [`content_length_parse_all`].
+/// reconciled to a single value via [`content_length_parse_values`].
 ///
 /// HTTP/2 does not use `Content-Length` for framing, but reconciling it here
 /// keeps the H2 and downgraded-H1 paths consistent and rejects genuinely
