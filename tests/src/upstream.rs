@@ -45,6 +45,8 @@ struct Shared {
     hits: AtomicUsize,
     /// TCP connections accepted.
     connections: AtomicUsize,
+    /// Connections that ended from the client's side (closed or broken), not by a stop.
+    closed_by_client: AtomicUsize,
     healthy: AtomicBool,
 }
 
@@ -78,6 +80,7 @@ impl Upstream {
             name: name.into(),
             hits: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            closed_by_client: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
         });
         let mut up = Upstream {
@@ -109,16 +112,18 @@ impl Upstream {
                 tokio::spawn(async move {
                     let served = async {
                         match tls {
-                            None => serve_connection(sock, shared).await,
+                            None => serve_connection(sock, shared.clone()).await,
                             Some(tls) => {
                                 if let Ok(stream) = tls.accept(sock).await {
-                                    serve_connection(stream, shared).await;
+                                    serve_connection(stream, shared.clone()).await;
                                 }
                             }
                         }
                     };
                     tokio::select! {
-                        _ = served => {},
+                        _ = served => {
+                            shared.closed_by_client.fetch_add(1, Ordering::SeqCst);
+                        },
                         _ = conn_stop.changed() => {},
                     }
                 });
@@ -138,6 +143,11 @@ impl Upstream {
     /// TCP connections accepted so far, across restarts.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections the client closed (or broke) so far; a stop does not count.
+    pub fn closed_by_client(&self) -> usize {
+        self.shared.closed_by_client.load(Ordering::SeqCst)
     }
 
     /// What `/health` answers: 200 when healthy, 503 otherwise.

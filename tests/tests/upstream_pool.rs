@@ -1,9 +1,9 @@
 //! Upstream keep-alive through the real binary: requests one after another share one pooled
-//! upstream connection, and a pooled connection the upstream has closed is replaced by a new one
-//! without failing a request. The connector's pooled path is patched in `vendor/pingora-core`
+//! upstream connection, a pooled connection the upstream has closed is replaced by a new one
+//! without failing a request, and one idle past the route's idle timeout is closed by Warden. The connector's pooled path is patched in `vendor/pingora-core`
 //! (vendor/README.md), so this is its end-to-end check.
 
-use warden_tests::{client, warden::Setup, Upstream};
+use warden_tests::{client, eventually, warden::Setup, Upstream};
 
 const CONF: &str = r#"
 listen: { http: "${HTTP}" }
@@ -50,4 +50,31 @@ async fn a_pooled_connection_closed_by_the_upstream_is_replaced() {
     get_ok(&w, 5).await;
     assert_eq!(up.hits(), 8);
     assert_eq!(up.connections(), 2, "one new connection, then pooled again");
+}
+
+#[tokio::test]
+async fn a_pooled_connection_idle_past_its_timeout_is_closed_and_not_reused() {
+    const IDLE_1S: &str = r#"
+listen: { http: "${HTTP}" }
+admin: { listen: "${ADMIN}" }
+routes:
+  - name: app
+    host: app.example.com
+    upstreams: ["${UP}"]
+    public: true
+    timeouts: { idle: 1s }
+"#;
+    let up = Upstream::start("up").await;
+    let w = Setup::new().start(IDLE_1S, &[("UP", up.address())]).await;
+    get_ok(&w, 3).await;
+    assert_eq!(up.connections(), 1);
+    assert_eq!(up.closed_by_client(), 0, "the pooled connection is open");
+    // Nothing but Warden's idle timeout closes it: no request, no upstream stop.
+    eventually("Warden closes the idle pooled connection", || async {
+        up.closed_by_client() == 1
+    })
+    .await;
+    get_ok(&w, 2).await;
+    assert_eq!(up.hits(), 5);
+    assert_eq!(up.connections(), 2, "a new connection, then pooled again");
 }
