@@ -1,6 +1,7 @@
 //! Upstream keep-alive through the real binary: requests one after another share one pooled
 //! upstream connection, a pooled connection the upstream has closed is replaced by a new one
-//! without failing a request, and one idle past the route's idle timeout is closed by Warden. The connector's pooled path is patched in `vendor/pingora-core`
+//! without failing a request, one idle past the route's idle timeout is closed by Warden, and
+//! a full pool closes the connection idle the longest. The connector's pooled path is patched in `vendor/pingora-core`
 //! (vendor/README.md), so this is its end-to-end check.
 
 use warden_tests::{client, eventually, warden::Setup, Upstream};
@@ -77,4 +78,50 @@ routes:
     get_ok(&w, 2).await;
     assert_eq!(up.hits(), 5);
     assert_eq!(up.connections(), 2, "a new connection, then pooled again");
+}
+
+#[tokio::test]
+async fn a_full_pool_closes_the_connection_idle_the_longest_and_keeps_the_other() {
+    const POOL_OF_ONE: &str = r#"
+listen: { http: "${HTTP}" }
+admin: { listen: "${ADMIN}" }
+# The pool holds this many per worker thread: one in all.
+server: { threads: 1, upstream_keepalive_pool_size: 1 }
+routes:
+  - { name: app, host: app.example.com, upstreams: ["${UP}"], public: true }
+"#;
+    let up = Upstream::start("up").await;
+    let w = Setup::new()
+        .start(POOL_OF_ONE, &[("UP", up.address())])
+        .await;
+    // Two requests in flight at once need two upstream connections; the upstream holds both
+    // open until each has answered.
+    let c = client();
+    let slow = |c: reqwest::Client| {
+        let url = w.url("/slow/300");
+        async move {
+            let r = c
+                .get(url)
+                .header("host", "app.example.com")
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(r.status(), 200);
+        }
+    };
+    tokio::join!(slow(c.clone()), slow(c.clone()));
+    assert_eq!(up.connections(), 2);
+    // Both were released to a pool of one: the first released is closed, by Warden.
+    eventually(
+        "Warden closes the connection the full pool pushed out",
+        || async { up.closed_by_client() == 1 },
+    )
+    .await;
+    get_ok(&w, 3).await;
+    assert_eq!(
+        up.connections(),
+        2,
+        "the kept connection serves the next requests"
+    );
+    assert_eq!(up.closed_by_client(), 1);
 }
